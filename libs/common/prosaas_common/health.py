@@ -1,0 +1,72 @@
+"""Dependency checks for readiness probes: each with a short timeout and a readable error."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import asdict, dataclass, field
+
+from redis.asyncio import Redis
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+Check = Callable[[], Awaitable[object]]
+
+
+@dataclass(frozen=True)
+class DependencyStatus:
+    name: str
+    ok: bool
+    latency_ms: float
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class Readiness:
+    ready: bool
+    checks: list[DependencyStatus] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "status": "ready" if self.ready else "not_ready",
+            "checks": {c.name: {k: v for k, v in asdict(c).items() if k != "name"} for c in self.checks},
+        }
+
+
+def postgres_check(engine: AsyncEngine) -> Check:
+    async def check() -> object:
+        async with engine.connect() as conn:
+            return (await conn.execute(text("SELECT 1"))).scalar_one()
+
+    return check
+
+
+def redis_check(client: Redis) -> Check:
+    async def check() -> object:
+        return await client.ping()
+
+    return check
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, TimeoutError):
+        return "timed out"
+    message = str(exc).strip() or type(exc).__name__
+    return f"{type(exc).__name__}: {message}"[:300]
+
+
+async def _run_one(name: str, check: Check, timeout: float) -> DependencyStatus:
+    started = time.perf_counter()
+    try:
+        async with asyncio.timeout(timeout):
+            await check()
+    except Exception as exc:
+        return DependencyStatus(name, False, round((time.perf_counter() - started) * 1000, 1), _describe(exc))
+    return DependencyStatus(name, True, round((time.perf_counter() - started) * 1000, 1))
+
+
+async def check_readiness(checks: Mapping[str, Check], timeout: float) -> Readiness:
+    """Run every check concurrently, each bounded by ``timeout`` seconds."""
+    results = await asyncio.gather(*(_run_one(name, check, timeout) for name, check in checks.items()))
+    return Readiness(ready=all(r.ok for r in results), checks=list(results))

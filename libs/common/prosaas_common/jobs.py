@@ -1,0 +1,55 @@
+"""Job queues and a typed enqueue helper shared by the services that produce work."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from arq.connections import ArqRedis
+    from arq.jobs import Job
+
+
+class Queue(StrEnum):
+    """arq queues by urgency. The value is the Redis key of the queue's sorted set."""
+
+    HIGH = "arq:queue:high"
+    DEFAULT = "arq:queue:default"
+    LOW = "arq:queue:low"
+
+    @property
+    def short_name(self) -> str:
+        return self.value.rsplit(":", 1)[-1]
+
+    @classmethod
+    def from_name(cls, name: str) -> Queue:
+        """``high`` / ``default`` / ``low`` (or the full key) to a queue; ValueError names the choices."""
+        cleaned = name.strip().lower()
+        for queue in cls:
+            if cleaned in (queue.short_name, queue.value):
+                return queue
+        choices = ", ".join(q.short_name for q in cls)
+        raise ValueError(f"unknown queue {name!r} (choose from {choices})")
+
+
+async def enqueue(
+    pool: ArqRedis,
+    function: str,
+    *args: Any,
+    queue: Queue = Queue.DEFAULT,
+    job_id: str | None = None,
+    defer_until: datetime | None = None,
+    defer_by: timedelta | None = None,
+    **kwargs: Any,
+) -> Job | None:
+    """Enqueue ``function`` on ``queue``. With ``job_id`` a second enqueue of a live job returns None."""
+    return await pool.enqueue_job(
+        function,
+        *args,
+        _queue_name=queue.value,
+        _job_id=job_id,
+        _defer_until=defer_until,
+        _defer_by=defer_by,
+        **kwargs,
+    )

@@ -1,0 +1,197 @@
+"""Environment-driven settings shared by every service.
+
+Each service subclasses :class:`CommonSettings` and loads it with :func:`load_settings`, which turns a
+validation failure into one line per bad variable and exits, so a misconfigured container says exactly
+what is wrong instead of printing a traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+from enum import StrEnum
+from typing import Annotated, Any, Literal, TypeVar
+
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEV_INTERNAL_SECRET = "dev-internal-secret-change-me"
+DEFAULT_DATABASE_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/prosaas"
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+# Values that are never accepted as a secret in production (lower-cased comparison).
+KNOWN_DEFAULT_SECRETS = frozenset(
+    {DEV_INTERNAL_SECRET, "changeme", "change-me", "secret", "password", "dev", "test", "default", "prosaas"}
+)
+MIN_PRODUCTION_SECRET_LENGTH = 16
+
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
+
+
+class AppEnv(StrEnum):
+    DEVELOPMENT = "development"
+    TEST = "test"
+    PRODUCTION = "production"
+
+
+class LogFormat(StrEnum):
+    JSON = "json"
+    CONSOLE = "console"
+
+
+class ConfigError(Exception):
+    """Settings could not be loaded; ``lines`` holds one message per bad variable."""
+
+    def __init__(self, lines: list[str]) -> None:
+        super().__init__("; ".join(lines))
+        self.lines = lines
+
+
+class CommonSettings(BaseSettings):
+    """Variables every ProSaaS process reads. Names are the environment variable names, upper-cased."""
+
+    model_config = SettingsConfigDict(case_sensitive=False, extra="ignore", validate_default=True)
+
+    app_env: AppEnv = AppEnv.DEVELOPMENT
+    database_url: str = DEFAULT_DATABASE_URL
+    database_url_direct: str | None = None
+    redis_url: str = DEFAULT_REDIS_URL
+    log_level: LogLevel = "INFO"
+    log_format: LogFormat | None = None
+    internal_secret: SecretStr = SecretStr(DEV_INTERNAL_SECRET)
+    metrics_token: SecretStr | None = None
+    public_host: str = "localhost"
+    max_concurrent_calls: Annotated[int, Field(gt=0, le=100_000)] = 50
+    git_sha: str = "unknown"
+    build_id: str = "dev"
+    db_pool_size: Annotated[int, Field(gt=0, le=200)] = 10
+    db_max_overflow: Annotated[int, Field(ge=0, le=200)] = 10
+    db_pool_timeout: Annotated[float, Field(gt=0, le=120)] = 10.0
+    readiness_timeout: Annotated[float, Field(gt=0, le=2.0)] = 2.0
+    migration_lock_timeout: Annotated[float, Field(gt=0, le=3600)] = 60.0
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper_level(cls, value: Any) -> Any:
+        return value.strip().upper() if isinstance(value, str) else value
+
+    @field_validator("app_env", "log_format", mode="before")
+    @classmethod
+    def _lower_enum(cls, value: Any) -> Any:
+        return value.strip().lower() if isinstance(value, str) else value
+
+    @field_validator("database_url", "database_url_direct")
+    @classmethod
+    def _postgres_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if not value.startswith(("postgresql://", "postgresql+asyncpg://", "postgres://")):
+            raise ValueError("must be a postgresql:// URL")
+        return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url(cls, value: str) -> str:
+        if not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must be a redis://, rediss:// or unix:// URL")
+        return value
+
+    @model_validator(mode="after")
+    def _production_rules(self) -> CommonSettings:
+        if self.app_env is not AppEnv.PRODUCTION:
+            return self
+        problems = []
+        for name in ("database_url", "redis_url"):
+            if name not in self.model_fields_set:
+                problems.append(f"{name.upper()}: must be set explicitly in production")
+        if _is_weak_secret(self.internal_secret, "internal_secret" in self.model_fields_set):
+            problems.append(
+                "INTERNAL_SECRET: missing or a default value; set a random secret of at least "
+                f"{MIN_PRODUCTION_SECRET_LENGTH} characters in production"
+            )
+        if self.metrics_token is not None and _is_weak_secret(self.metrics_token, True):
+            problems.append(
+                f"METRICS_TOKEN: a default or short value; use at least {MIN_PRODUCTION_SECRET_LENGTH} "
+                "random characters (or unset it to use INTERNAL_SECRET)"
+            )
+        if problems:
+            raise ValueError(" | ".join(problems))
+        return self
+
+    # Derived values -------------------------------------------------------------------------------
+    @property
+    def effective_log_format(self) -> LogFormat:
+        if self.log_format is not None:
+            return self.log_format
+        return LogFormat.JSON if self.app_env is AppEnv.PRODUCTION else LogFormat.CONSOLE
+
+    @property
+    def async_database_url(self) -> str:
+        return to_asyncpg_url(self.database_url)
+
+    @property
+    def migration_database_url(self) -> str:
+        return to_asyncpg_url(self.database_url_direct or self.database_url)
+
+    def metrics_tokens(self) -> list[str]:
+        """Tokens accepted by the metrics endpoints: METRICS_TOKEN if set, and INTERNAL_SECRET."""
+        tokens = [self.internal_secret.get_secret_value()]
+        if self.metrics_token is not None:
+            tokens.insert(0, self.metrics_token.get_secret_value())
+        return [t for t in tokens if t]
+
+
+def _is_weak_secret(secret: SecretStr, explicitly_set: bool) -> bool:
+    value = secret.get_secret_value()
+    return (
+        not explicitly_set
+        or len(value) < MIN_PRODUCTION_SECRET_LENGTH
+        or value.strip().lower() in KNOWN_DEFAULT_SECRETS
+    )
+
+
+def to_asyncpg_url(url: str) -> str:
+    """Accept the plain ``postgresql://`` form devops paste from a provider and use the asyncpg driver."""
+    for prefix in ("postgresql+asyncpg://", "postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+asyncpg://" + url[len(prefix) :]
+    return url
+
+
+SettingsT = TypeVar("SettingsT", bound=CommonSettings)
+
+
+def describe_validation_error(error: ValidationError) -> list[str]:
+    """One human line per failing variable, naming it as it is spelled in the environment."""
+    lines = []
+    for item in error.errors(include_url=False):
+        loc = ".".join(str(part) for part in item["loc"])
+        message = str(item["msg"]).removeprefix("Value error, ")
+        if loc:
+            shown = _shown_input(item.get("input"), loc)
+            lines.append(f"{loc.upper()}={shown}: {message}")
+        else:
+            lines.extend(part.strip() for part in message.split(" | "))
+    return lines
+
+
+def _shown_input(value: Any, loc: str) -> str:
+    if any(word in loc.lower() for word in ("secret", "token", "password", "url")):
+        return "<hidden>"
+    return repr(value)
+
+
+def build_settings(cls: type[SettingsT], **overrides: Any) -> SettingsT:
+    """Build settings or raise :class:`ConfigError` with one line per bad variable."""
+    try:
+        return cls(**overrides)
+    except ValidationError as exc:
+        raise ConfigError(describe_validation_error(exc)) from None
+
+
+def load_settings(cls: type[SettingsT], service: str) -> SettingsT:
+    """Load settings for a process entry point; on a bad value print one line per problem and exit 2."""
+    try:
+        return build_settings(cls)
+    except ConfigError as exc:
+        for line in exc.lines:
+            print(f"{service}: configuration error: {line}", file=sys.stderr)
+        raise SystemExit(2) from None

@@ -1,0 +1,201 @@
+"""FastAPI plumbing shared by the HTTP services (api, calls): resources, request context, ops routes.
+
+Install with the ``web`` extra. The ops routes are liveness, ``/readyz``, ``/version``, ``/metrics`` and
+``/metrics.json``; the last two need ``METRICS_TOKEN`` or ``INTERNAL_SECRET`` as a bearer token.
+"""
+
+from __future__ import annotations
+
+import hmac
+import re
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from fastapi import APIRouter, HTTPException, Request
+from fastapi.responses import JSONResponse, Response
+from redis.asyncio import Redis
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from prosaas_common import __version__
+from prosaas_common.db import create_engine, create_session_factory, pool_status
+from prosaas_common.health import check_readiness, postgres_check, redis_check
+from prosaas_common.logging import bind_context, clear_context, get_logger
+from prosaas_common.metrics import UNMATCHED_ROUTE, HttpMetrics
+from prosaas_common.redis import create_redis
+from prosaas_common.settings import CommonSettings
+
+REQUEST_ID_HEADER = "x-request-id"
+_VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:@-]{1,128}$")
+log = get_logger("prosaas.http")
+
+
+@dataclass
+class ServiceResources:
+    """What one HTTP service process holds open: the engine, its session factory and a Redis client."""
+
+    service: str
+    settings: CommonSettings
+    engine: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession]
+    redis: Redis
+    metrics: HttpMetrics
+    started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+    @classmethod
+    def open(cls, service: str, settings: CommonSettings, metrics: HttpMetrics) -> ServiceResources:
+        engine = create_engine(settings, application_name=f"prosaas-{service}")
+        metrics.watch_pool(lambda: pool_status(engine))
+        return cls(
+            service=service,
+            settings=settings,
+            engine=engine,
+            sessions=create_session_factory(engine),
+            redis=create_redis(settings.redis_url),
+            metrics=metrics,
+        )
+
+    async def close(self) -> None:
+        await self.redis.aclose()
+        await self.engine.dispose()
+
+
+def request_id_from(headers: list[tuple[bytes, bytes]]) -> str:
+    """The caller's X-Request-ID when it is a sane token, otherwise a fresh one."""
+    for name, value in headers:
+        if name == REQUEST_ID_HEADER.encode():
+            candidate = value.decode("latin-1").strip()
+            if _VALID_REQUEST_ID.match(candidate):
+                return candidate
+            break
+    return uuid.uuid4().hex
+
+
+class RequestContextMiddleware:
+    """Binds ``request_id`` for the request's logs, echoes it, records metrics and the access event.
+
+    Probe and scrape paths are logged at DEBUG so INFO stays quiet under health checks.
+    """
+
+    def __init__(self, app: ASGIApp, *, metrics: HttpMetrics, quiet_paths: frozenset[str]) -> None:
+        self.app = app
+        self.metrics = metrics
+        self.quiet_paths = quiet_paths
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        request_id = request_id_from(scope.get("headers", []))
+        clear_context()
+        bind_context(request_id=request_id)
+        if scope["type"] == "websocket":
+            await self.app(scope, receive, send)
+            return
+
+        status = 500
+        started = time.perf_counter()
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message.setdefault("headers", [])
+                message["headers"] = [
+                    *[h for h in message["headers"] if h[0].lower() != REQUEST_ID_HEADER.encode()],
+                    (REQUEST_ID_HEADER.encode(), request_id.encode()),
+                ]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            elapsed = time.perf_counter() - started
+            route = scope.get("route")
+            template = getattr(route, "path", None) or UNMATCHED_ROUTE
+            self.metrics.observe(scope["method"], template, status, elapsed)
+            path = scope["path"]
+            emit = log.debug if path in self.quiet_paths else log.info
+            emit(
+                "http.request",
+                method=scope["method"],
+                path=path,
+                route=template,
+                status=status,
+                duration_ms=round(elapsed * 1000, 2),
+            )
+            clear_context()
+
+
+def bearer_or_query_token(request: Request) -> str:
+    header = request.headers.get("authorization", "")
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() == "bearer" and value.strip():
+        return value.strip()
+    return request.query_params.get("token", "")
+
+
+def token_matches(presented: str, accepted: list[str]) -> bool:
+    """Constant-time comparison against every accepted token (no early exit on the first match)."""
+    presented_bytes = presented.encode()
+    matched = False
+    for token in accepted:
+        matched |= hmac.compare_digest(presented_bytes, token.encode())
+    return matched and bool(presented)
+
+
+def build_ops_router(resources_of: Any, *, liveness_path: str) -> APIRouter:
+    """Liveness, readiness, version and metrics routes. ``resources_of(request)`` gives the resources."""
+    router = APIRouter(tags=["operations"])
+
+    def require_metrics_token(request: Request) -> ServiceResources:
+        resources: ServiceResources = resources_of(request)
+        if not token_matches(bearer_or_query_token(request), resources.settings.metrics_tokens()):
+            raise HTTPException(
+                status_code=401,
+                detail="metrics need METRICS_TOKEN or INTERNAL_SECRET as a Bearer token or ?token=",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+        return resources
+
+    @router.get(liveness_path, summary="Liveness: the process and its event loop answer")
+    async def liveness(request: Request) -> dict[str, str]:
+        resources: ServiceResources = resources_of(request)
+        return {"status": "ok", "service": resources.service, "version": __version__}
+
+    @router.get("/readyz", summary="Readiness: Postgres SELECT 1 and Redis PING, each within 2 s")
+    async def readiness(request: Request) -> JSONResponse:
+        resources: ServiceResources = resources_of(request)
+        report = await check_readiness(
+            {"postgres": postgres_check(resources.engine), "redis": redis_check(resources.redis)},
+            timeout=resources.settings.readiness_timeout,
+        )
+        body = {"service": resources.service, **report.as_dict()}
+        return JSONResponse(body, status_code=200 if report.ready else 503)
+
+    @router.get("/version", summary="Version, git sha, build id, start time and uptime")
+    async def version(request: Request) -> dict[str, object]:
+        resources: ServiceResources = resources_of(request)
+        return {
+            "service": resources.service,
+            "version": __version__,
+            "git_sha": resources.settings.git_sha,
+            "build": resources.settings.build_id,
+            "started_at": resources.started_at.isoformat(),
+            "uptime_s": round((datetime.now(UTC) - resources.started_at).total_seconds(), 3),
+        }
+
+    @router.get("/metrics", summary="Prometheus metrics (token required)", response_class=Response)
+    async def prometheus_metrics(request: Request) -> Response:
+        resources = require_metrics_token(request)
+        return Response(resources.metrics.prometheus_text(), media_type="text/plain; version=0.0.4")
+
+    @router.get("/metrics.json", summary="Metrics summary with latency percentiles (token required)")
+    async def json_metrics(request: Request) -> dict[str, object]:
+        resources = require_metrics_token(request)
+        return resources.metrics.summary()
+
+    return router

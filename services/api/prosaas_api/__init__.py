@@ -1,0 +1,1 @@
+"""ProSaaS api service."""

@@ -1,0 +1,1 @@
+"""ProSaaS worker service."""

@@ -1,0 +1,99 @@
+"""Helpers shared by the test suites: real Postgres databases, Redis isolation, polling, subprocesses."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+
+ROOT = Path(__file__).resolve().parent.parent
+# A maintenance connection used to create and drop the per-run databases.
+ADMIN_DSN = os.environ.get("TEST_POSTGRES_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+# Tests use their own Redis database (flushed around every test), never the development db 0.
+TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+
+
+def database_dsn(name: str) -> str:
+    base, _, _ = ADMIN_DSN.rpartition("/")
+    return f"{base}/{name}"
+
+
+async def create_database(prefix: str = "prosaas_test") -> str:
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    conn = await asyncpg.connect(ADMIN_DSN)
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+    return name
+
+
+async def drop_database(name: str) -> None:
+    conn = await asyncpg.connect(ADMIN_DSN)
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await conn.close()
+
+
+def closed_port() -> int:
+    """A loopback TCP port with nothing listening on it."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def wait_until(
+    predicate: Callable[[], Awaitable[bool]], timeout: float = 15.0, interval: float = 0.05
+) -> None:
+    """Poll ``predicate`` until it is true; fail the test with a clear message after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if await predicate():
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not reached within {timeout}s")
+        await asyncio.sleep(interval)
+
+
+def service_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Environment for a service subprocess: this interpreter's PATH plus test settings."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_URL", "REDIS_URL"))}
+    env.update({"APP_ENV": "test", "LOG_FORMAT": "json", "PYTHONUNBUFFERED": "1"})
+    env.update(extra or {})
+    return env
+
+
+def start_process(args: list[str], env: Mapping[str, str], **kwargs: Any) -> subprocess.Popen[str]:
+    """Start ``python -m ...`` style commands with this test run's interpreter."""
+    return subprocess.Popen(
+        [sys.executable, *args],
+        env=dict(env),
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        **kwargs,
+    )
+
+
+def stop_process(proc: subprocess.Popen[str], timeout: float = 10.0) -> str:
+    """Terminate (then kill if needed) and return everything it printed."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout)
+    out = proc.stdout.read() if proc.stdout else ""
+    return out
