@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import asyncio
 
-from alembic import context
 from sqlalchemy import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
+from alembic import context
 from prosaas_common import models  # noqa: F401  (registers every table on the metadata)
 from prosaas_common.db import Base
 from prosaas_common.settings import CommonSettings, to_asyncpg_url

@@ -9,11 +9,14 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import asyncpg
+import httpx
+from asgi_lifespan import LifespanManager
 
 ROOT = Path(__file__).resolve().parent.parent
 # A maintenance connection used to create and drop the per-run databases.
@@ -97,3 +100,31 @@ def stop_process(proc: subprocess.Popen[str], timeout: float = 10.0) -> str:
             proc.wait(timeout)
     out = proc.stdout.read() if proc.stdout else ""
     return out
+
+
+@asynccontextmanager
+async def asgi_client(app: Any) -> AsyncIterator[httpx.AsyncClient]:
+    """An httpx client talking to ``app`` in-process, with its lifespan (startup/shutdown) run."""
+    async with (
+        LifespanManager(app) as manager,
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=manager.app), base_url="http://testserver"
+        ) as client,
+    ):
+        yield client
+
+
+def free_port() -> int:
+    return closed_port()
+
+
+def wait_for_http(url: str, timeout: float = 20.0) -> None:
+    """Block until ``url`` answers at all (any status), for services started as processes."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            httpx.get(url, timeout=1)
+            return
+        except httpx.TransportError:
+            time.sleep(0.1)
+    raise AssertionError(f"{url} did not answer within {timeout}s")

@@ -8,8 +8,8 @@ Create Date: 2026-11-23 08:05:14.683707+00:00
 from __future__ import annotations
 
 import sqlalchemy as sa
-from alembic import op
 
+from alembic import op
 
 revision: str = "0001"
 down_revision: str | None = None

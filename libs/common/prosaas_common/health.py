@@ -52,7 +52,10 @@ def redis_check(client: Redis) -> Check:
 def _describe(exc: BaseException) -> str:
     if isinstance(exc, TimeoutError):
         return "timed out"
-    message = str(exc).strip() or type(exc).__name__
+    original = getattr(exc, "orig", None)  # SQLAlchemy wraps the driver's exception
+    if isinstance(original, BaseException):
+        exc = original
+    message = (str(exc).strip().splitlines() or [""])[0] or type(exc).__name__
     return f"{type(exc).__name__}: {message}"[:300]
 
 

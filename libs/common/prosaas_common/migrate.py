@@ -13,13 +13,13 @@ import os
 import sys
 from pathlib import Path
 
-from alembic import command
 from alembic.config import Config
 from sqlalchemy import Connection, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
+from alembic import command
 from prosaas_common.logging import configure_from_settings, get_logger
 from prosaas_common.settings import CommonSettings, load_settings, to_asyncpg_url
 
@@ -116,8 +116,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"prosaas-migrate: {exc}", file=sys.stderr)
         return EXIT_LOCK_TIMEOUT
     except Exception as exc:
-        log.error("migrate.failed", action=args.action, revision=revision, error=f"{type(exc).__name__}: {exc}")
-        print(f"prosaas-migrate: {args.action} {revision} failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+        log.error(
+            "migrate.failed", action=args.action, revision=revision, error=f"{type(exc).__name__}: {exc}"
+        )
+        print(
+            f"prosaas-migrate: {args.action} {revision} failed: {type(exc).__name__}: {exc}", file=sys.stderr
+        )
         return EXIT_FAILED
     return 0
 

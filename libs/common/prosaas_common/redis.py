@@ -14,7 +14,7 @@ from prosaas_common.jobs import Queue
 
 def create_redis(url: str, *, decode_responses: bool = True) -> Redis:
     """A client that reconnects with exponential backoff (capped at 2 s) on connection errors."""
-    return Redis.from_url(
+    client: Redis = Redis.from_url(
         url,
         decode_responses=decode_responses,
         retry=Retry(ExponentialBackoff(cap=2.0, base=0.05), retries=3),
@@ -24,6 +24,7 @@ def create_redis(url: str, *, decode_responses: bool = True) -> Redis:
         socket_keepalive=True,
         health_check_interval=30,
     )
+    return client
 
 
 def arq_redis_settings(url: str) -> RedisSettings:

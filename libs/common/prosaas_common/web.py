@@ -10,11 +10,12 @@ import hmac
 import re
 import time
 import uuid
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
 
-from fastapi import APIRouter, HTTPException, Request
+from fastapi import APIRouter, FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse, Response
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -147,12 +148,12 @@ def token_matches(presented: str, accepted: list[str]) -> bool:
     return matched and bool(presented)
 
 
-def build_ops_router(resources_of: Any, *, liveness_path: str) -> APIRouter:
+def build_ops_router(resources_of: Callable[[Request], ServiceResources], *, liveness_path: str) -> APIRouter:
     """Liveness, readiness, version and metrics routes. ``resources_of(request)`` gives the resources."""
     router = APIRouter(tags=["operations"])
 
     def require_metrics_token(request: Request) -> ServiceResources:
-        resources: ServiceResources = resources_of(request)
+        resources = resources_of(request)
         if not token_matches(bearer_or_query_token(request), resources.settings.metrics_tokens()):
             raise HTTPException(
                 status_code=401,
@@ -163,12 +164,12 @@ def build_ops_router(resources_of: Any, *, liveness_path: str) -> APIRouter:
 
     @router.get(liveness_path, summary="Liveness: the process and its event loop answer")
     async def liveness(request: Request) -> dict[str, str]:
-        resources: ServiceResources = resources_of(request)
+        resources = resources_of(request)
         return {"status": "ok", "service": resources.service, "version": __version__}
 
     @router.get("/readyz", summary="Readiness: Postgres SELECT 1 and Redis PING, each within 2 s")
     async def readiness(request: Request) -> JSONResponse:
-        resources: ServiceResources = resources_of(request)
+        resources = resources_of(request)
         report = await check_readiness(
             {"postgres": postgres_check(resources.engine), "redis": redis_check(resources.redis)},
             timeout=resources.settings.readiness_timeout,
@@ -178,7 +179,7 @@ def build_ops_router(resources_of: Any, *, liveness_path: str) -> APIRouter:
 
     @router.get("/version", summary="Version, git sha, build id, start time and uptime")
     async def version(request: Request) -> dict[str, object]:
-        resources: ServiceResources = resources_of(request)
+        resources = resources_of(request)
         return {
             "service": resources.service,
             "version": __version__,
@@ -199,3 +200,48 @@ def build_ops_router(resources_of: Any, *, liveness_path: str) -> APIRouter:
         return resources.metrics.summary()
 
     return router
+
+
+def create_service_app(
+    *,
+    service: str,
+    settings: CommonSettings,
+    title: str,
+    liveness_path: str,
+    docs_prefix: str = "",
+) -> FastAPI:
+    """A FastAPI app with the shared lifespan (engine, Redis), request context middleware and ops routes.
+
+    Resources are opened at startup without connecting, so the service starts (and reports 503 on
+    ``/readyz``) while Postgres or Redis are still down.
+    """
+    metrics = HttpMetrics(service)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        resources = ServiceResources.open(service, settings, metrics)
+        app.state.resources = resources
+        log.info("service.started", version=__version__, git_sha=settings.git_sha, env=settings.app_env.value)
+        try:
+            yield
+        finally:
+            await resources.close()
+            log.info("service.stopped")
+
+    app = FastAPI(
+        title=title,
+        version=__version__,
+        lifespan=lifespan,
+        docs_url=f"{docs_prefix}/docs",
+        openapi_url=f"{docs_prefix}/openapi.json",
+        redoc_url=None,
+    )
+    quiet = frozenset({liveness_path, "/readyz", "/metrics", "/metrics.json"})
+    app.add_middleware(RequestContextMiddleware, metrics=metrics, quiet_paths=quiet)
+    app.include_router(build_ops_router(resources_of, liveness_path=liveness_path))
+    return app
+
+
+def resources_of(request: Request) -> ServiceResources:
+    resources: ServiceResources = request.app.state.resources
+    return resources

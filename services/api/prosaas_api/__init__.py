@@ -1,1 +1,1 @@
-"""ProSaaS api service."""
+"""ProSaaS api service: REST API behind the tenant SPA, plus health, version and metrics."""

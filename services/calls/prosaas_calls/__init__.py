@@ -1,1 +1,1 @@
-"""ProSaaS calls service."""
+"""ProSaaS calls service: Twilio voice webhooks and the media-stream WebSocket that runs the AI call."""

@@ -1,0 +1,16 @@
+"""Settings of the api service (the shared ones plus where it listens)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import Field
+
+from prosaas_common.settings import CommonSettings
+
+
+class ApiSettings(CommonSettings):
+    api_host: str = "0.0.0.0"
+    api_port: Annotated[int, Field(gt=0, lt=65536)] = 5000
+    # Proxies whose X-Forwarded-* headers are trusted (nginx in front); "*" only behind a private network.
+    forwarded_allow_ips: str = "127.0.0.1"

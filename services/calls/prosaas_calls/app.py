@@ -1,0 +1,20 @@
+"""The calls ASGI application."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from prosaas_calls.settings import CallsSettings
+from prosaas_common.settings import load_settings
+from prosaas_common.web import create_service_app
+
+
+def create_app(settings: CallsSettings | None = None) -> FastAPI:
+    settings = settings or load_settings(CallsSettings, "prosaas-calls")
+    return create_service_app(
+        service="calls",
+        settings=settings,
+        title="ProSaaS Calls",
+        liveness_path="/health",
+        docs_prefix="",
+    )
