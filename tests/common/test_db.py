@@ -21,7 +21,7 @@ def test_engine_uses_a_real_pool_with_pre_ping(database_url: str) -> None:
     settings = build_settings(CommonSettings, database_url=database_url, db_pool_size=4)
     engine = create_engine(settings, application_name="prosaas-test")
     assert not isinstance(engine.pool, NullPool)
-    assert engine.pool._pre_ping  # type: ignore[attr-defined]
+    assert engine.pool._pre_ping
     assert pool_status(engine)["size"] == 4
 
 
@@ -35,11 +35,15 @@ async def test_unit_of_work_commits_on_success(db_engine: AsyncEngine) -> None:
 
 async def test_unit_of_work_rolls_back_when_the_block_raises(db_engine: AsyncEngine) -> None:
     sessions = create_session_factory(db_engine)
-    with pytest.raises(Boom):
+
+    async def add_then_fail() -> None:
         async with unit_of_work(sessions) as session:
             session.add(Business(name="Ghost"))
             await session.flush()
             raise Boom
+
+    with pytest.raises(Boom):
+        await add_then_fail()
     async with sessions() as session:
         assert await session.scalar(select(func.count()).select_from(Business)) == 0
 
