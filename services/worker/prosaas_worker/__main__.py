@@ -1,0 +1,69 @@
+"""Command line: ``python -m prosaas_worker run`` and ``python -m prosaas_worker health [--queue …]``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Sequence
+
+from prosaas_common.jobs import Queue
+from prosaas_common.logging import configure_from_settings
+from prosaas_worker.settings import load_worker_config
+
+
+def _queue_arg(value: str) -> list[Queue]:
+    try:
+        return [Queue.from_name(part) for part in value.split(",") if part.strip()]
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="prosaas-worker", description="ProSaaS background job worker")
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("run", help="serve the queues in WORKER_QUEUES until SIGTERM/SIGINT")
+    health = commands.add_parser(
+        "health", help="exit 0 only if a worker of every asked queue wrote its health key recently"
+    )
+    health.add_argument(
+        "--queue",
+        action="append",
+        type=_queue_arg,
+        metavar="high|default|low",
+        help="queue to check (repeat or comma-separate; default: the queues in WORKER_QUEUES)",
+    )
+    return parser
+
+
+def _run() -> int:
+    from prosaas_worker.runner import run_workers  # imported here: keeps `health` light
+
+    settings = load_worker_config()
+    configure_from_settings(settings, "worker")
+    return asyncio.run(run_workers(settings))
+
+
+def _health(asked: list[list[Queue]] | None) -> int:
+    from prosaas_worker.health import check_queues
+
+    settings = load_worker_config()
+    queues: list[Queue] = []
+    for queue in [q for group in asked or [] for q in group] or settings.worker_queues:
+        if queue not in queues:
+            queues.append(queue)
+    report = asyncio.run(check_queues(settings.redis_url, queues, timeout=settings.readiness_timeout))
+    for line in report.lines():
+        print(line, file=sys.stdout if line.startswith("ok") else sys.stderr)
+    return 0 if report.ok else 1
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command == "run":
+        return _run()
+    return _health(args.queue)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

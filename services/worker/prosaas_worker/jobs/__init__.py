@@ -1,0 +1,8 @@
+"""Every job the workers run, grouped by domain. A new domain module adds its ``JOBS`` here."""
+
+from __future__ import annotations
+
+from prosaas_worker.jobs import system
+from prosaas_worker.registry import JobSpec
+
+ALL_JOBS: tuple[JobSpec, ...] = (*system.JOBS,)
