@@ -11,17 +11,25 @@ from typing import Any
 
 from tests.support import ROOT, service_env, wait_until
 
+# Health keys name the instance; tests pin it instead of depending on the host name.
+TEST_INSTANCE = "test-worker"
+
 
 def worker_env(redis_url: str, database_url: str, **variables: str) -> dict[str, str]:
     """Environment of a worker process on the test Redis and database (``WORKER_QUEUES="high"`` …)."""
-    extra = {"REDIS_URL": redis_url, "DATABASE_URL": database_url, "LOG_LEVEL": "INFO"}
+    extra = {
+        "REDIS_URL": redis_url,
+        "DATABASE_URL": database_url,
+        "LOG_LEVEL": "INFO",
+        "WORKER_INSTANCE_ID": TEST_INSTANCE,
+    }
     extra.update({name.upper(): value for name, value in variables.items()})
     return service_env(extra)
 
 
-async def run_health(env: dict[str, str], *queues: str) -> tuple[int, str]:
+async def run_health(env: dict[str, str], *queues: str, any_instance: bool = False) -> tuple[int, str]:
     """``python -m prosaas_worker health --queue …``: exit code and everything it printed."""
-    args = ["-m", "prosaas_worker", "health"]
+    args = ["-m", "prosaas_worker", "health", *(["--any-instance"] if any_instance else [])]
     for queue in queues:
         args += ["--queue", queue]
     proc = await asyncio.create_subprocess_exec(

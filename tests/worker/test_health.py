@@ -7,9 +7,9 @@ import signal
 from redis.asyncio import Redis
 
 from tests.support import closed_port, start_process, wait_until
-from tests.worker.procs import ProcessOutput, run_health, worker_env
+from tests.worker.procs import TEST_INSTANCE, ProcessOutput, run_health, worker_env
 
-HIGH_KEY = "arq:queue:high:health-check"
+HIGH_KEY = f"arq:queue:high:health-check:{TEST_INSTANCE}"
 
 
 async def test_worker_health_command_true_only_while_a_worker_runs(
@@ -35,7 +35,7 @@ async def test_worker_health_command_true_only_while_a_worker_runs(
 
         code, out = await run_health(env, "low")
         assert code == 1
-        assert "FAIL low: no arq:queue:low:health-check" in out
+        assert f"FAIL low: no arq:queue:low:health-check:{TEST_INSTANCE}" in out
 
         code, out = await run_health(env, "high", "low")
         assert code == 1
@@ -90,3 +90,32 @@ async def test_health_rejects_an_unknown_queue(redis_url: str, database_url: str
     code, out = await run_health(worker_env(redis_url, database_url), "urgent")
     assert code == 2
     assert "unknown queue 'urgent' (choose from high, default, low)" in out
+
+
+async def test_each_instance_reports_its_own_health(redis_url: str, database_url: str) -> None:
+    """Two worker processes on one queue (`--scale worker=2`): each health check sees its own worker."""
+    env_a = {**worker_env(redis_url, database_url, worker_queues="high"), "WORKER_INSTANCE_ID": "worker-a"}
+    env_b = {**env_a, "WORKER_INSTANCE_ID": "worker-b"}
+    first = ProcessOutput(start_process(["-m", "prosaas_worker", "run"], env_a))
+    second = ProcessOutput(start_process(["-m", "prosaas_worker", "run"], env_b))
+    try:
+
+        async def both_healthy() -> bool:
+            return (await run_health(env_a, "high"))[0] == 0 and (await run_health(env_b, "high"))[0] == 0
+
+        await wait_until(both_healthy, timeout=20, interval=0.1)
+        first.proc.send_signal(signal.SIGTERM)
+        assert await first.wait_exit() == 0
+        code, out = await run_health(env_a, "high")
+        assert code == 1
+        assert "no arq:queue:high:health-check:worker-a" in out
+        assert (await run_health(env_b, "high"))[0] == 0, "a sibling's clean stop must not blank this one"
+        code, out = await run_health(env_a, "high", any_instance=True)
+        assert code == 0
+        assert "arq:queue:high:health-check:worker-b" in out
+        second.proc.send_signal(signal.SIGTERM)
+        assert await second.wait_exit() == 0
+    finally:
+        first.kill()
+        second.kill()
+    assert (await run_health(env_a, "high", any_instance=True))[0] == 1

@@ -19,7 +19,7 @@ from prosaas_worker.jobs import ALL_JOBS
 from prosaas_worker.jobs.system import ping, ping_key
 from prosaas_worker.registry import arq_functions, job
 from tests.support import start_process
-from tests.worker.procs import ProcessOutput, worker_env
+from tests.worker.procs import TEST_INSTANCE, ProcessOutput, worker_env
 
 
 def test_all_jobs_have_unique_names_and_include_ping() -> None:
@@ -82,4 +82,4 @@ async def test_arq_cli_runs_the_jobs_with_our_resources(
         assert await output.wait_exit() == 0
     finally:
         output.kill()
-    assert not await redis.exists("arq:queue:default:health-check")
+    assert not await redis.exists(f"arq:queue:default:health-check:{TEST_INSTANCE}")

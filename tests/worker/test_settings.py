@@ -1,6 +1,8 @@
-"""WorkerConfig: WORKER_QUEUES parsing and the health interval bound."""
+"""WorkerConfig: WORKER_QUEUES parsing, the health interval bound and the instance id."""
 
 from __future__ import annotations
+
+import socket
 
 import pytest
 
@@ -11,7 +13,13 @@ from prosaas_worker.settings import WorkerConfig, load_worker_config
 
 @pytest.fixture(autouse=True)
 def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("WORKER_QUEUES", "WORKER_HEALTH_INTERVAL", "WORKER_MAX_JOBS", "APP_ENV"):
+    for name in (
+        "WORKER_QUEUES",
+        "WORKER_HEALTH_INTERVAL",
+        "WORKER_MAX_JOBS",
+        "WORKER_INSTANCE_ID",
+        "APP_ENV",
+    ):
         monkeypatch.delenv(name, raising=False)
 
 
@@ -93,3 +101,15 @@ def test_entry_point_exits_2_with_one_line_per_problem(
     assert any(
         line.endswith("WORKER_MAX_JOBS='0': Input should be greater than or equal to 1") for line in lines
     )
+
+
+def test_instance_id_defaults_to_the_host_name() -> None:
+    assert build_settings(WorkerConfig).worker_instance_id == socket.gethostname()
+
+
+@pytest.mark.parametrize("bad", ["two words", "host*", " "])
+def test_instance_id_rejects_spaces_and_glob_characters(monkeypatch: pytest.MonkeyPatch, bad: str) -> None:
+    monkeypatch.setenv("WORKER_INSTANCE_ID", bad)
+    with pytest.raises(ConfigError) as caught:
+        build_settings(WorkerConfig)
+    assert caught.value.lines[0].startswith("WORKER_INSTANCE_ID=")

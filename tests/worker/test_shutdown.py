@@ -12,7 +12,7 @@ from prosaas_common.jobs import enqueue
 from prosaas_worker.jobs.system import ping_key
 from tests.support import start_process, wait_until
 from tests.worker.jobs import mark
-from tests.worker.procs import ProcessOutput, worker_env
+from tests.worker.procs import TEST_INSTANCE, ProcessOutput, worker_env
 
 TEST_WORKER = ["-m", "tests.worker.jobs"]  # the production runner plus the test jobs
 
@@ -47,7 +47,7 @@ async def test_sigterm_lets_the_running_job_finish_and_exits_0(
     assert await job.result(timeout=1) == "graceful"
     assert await late.status() is JobStatus.queued  # never picked after the signal
     assert not await redis.exists(ping_key(late.job_id))
-    assert not await redis.exists("arq:queue:default:health-check")
+    assert not await redis.exists(f"arq:queue:default:health-check:{TEST_INSTANCE}")
     [stopped] = output.events("worker.stopped")
     assert (stopped["jobs_complete"], stopped["jobs_cancelled"]) == (1, 0)
 

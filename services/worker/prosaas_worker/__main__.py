@@ -33,6 +33,11 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="high|default|low",
         help="queue to check (repeat or comma-separate; default: the queues in WORKER_QUEUES)",
     )
+    health.add_argument(
+        "--any-instance",
+        action="store_true",
+        help="pass if any worker instance of the queue is alive (default: this WORKER_INSTANCE_ID only)",
+    )
     return parser
 
 
@@ -44,7 +49,7 @@ def _run() -> int:
     return asyncio.run(run_workers(settings))
 
 
-def _health(asked: list[list[Queue]] | None) -> int:
+def _health(asked: list[list[Queue]] | None, any_instance: bool) -> int:
     from prosaas_worker.health import check_queues
 
     settings = load_worker_config()
@@ -52,7 +57,12 @@ def _health(asked: list[list[Queue]] | None) -> int:
     for queue in [q for group in asked or [] for q in group] or settings.worker_queues:
         if queue not in queues:
             queues.append(queue)
-    report = asyncio.run(check_queues(settings.redis_url, queues, timeout=settings.readiness_timeout))
+    from prosaas_worker.health import ANY_INSTANCE
+
+    instance = ANY_INSTANCE if any_instance else settings.worker_instance_id
+    report = asyncio.run(
+        check_queues(settings.redis_url, queues, instance, timeout=settings.readiness_timeout)
+    )
     for line in report.lines():
         print(line, file=sys.stdout if line.startswith("ok") else sys.stderr)
     return 0 if report.ok else 1
@@ -62,7 +72,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "run":
         return _run()
-    return _health(args.queue)
+    return _health(args.queue, args.any_instance)
 
 
 if __name__ == "__main__":

@@ -31,6 +31,7 @@ from prosaas_worker.context import (
     WorkerResources,
     get_resources,
 )
+from prosaas_worker.health import health_key
 from prosaas_worker.instrument import install_log_filter, on_job_end, on_job_start
 from prosaas_worker.jobs import ALL_JOBS
 from prosaas_worker.registry import JobSpec, arq_functions
@@ -44,7 +45,7 @@ log = get_logger("prosaas.worker")
 
 
 def worker_options(settings: WorkerConfig, queue: Queue) -> dict[str, Any]:
-    """Keyword arguments of an arq Worker for ``queue``; the health key is arq's ``{queue}:health-check``."""
+    """Keyword arguments of an arq Worker for ``queue``; its health key names this process's instance."""
     return {
         "queue_name": queue.value,
         "redis_settings": arq_redis_settings(settings.redis_url),
@@ -54,6 +55,7 @@ def worker_options(settings: WorkerConfig, queue: Queue) -> dict[str, Any]:
         "poll_delay": POLL_DELAY_S,
         "max_tries": DEFAULT_MAX_TRIES,
         "health_check_interval": settings.worker_health_interval,
+        "health_check_key": health_key(queue, settings.worker_instance_id),
         "on_job_start": on_job_start,
         "on_job_end": on_job_end,
     }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from typing import Annotated, Any
 
 from pydantic import Field, field_validator
@@ -25,6 +26,19 @@ class WorkerConfig(CommonSettings):
     worker_health_interval: Annotated[int, Field(ge=1)] = 15
     worker_job_timeout: Annotated[int, Field(ge=1, le=86_400)] = 300
     worker_shutdown_grace: Annotated[float, Field(ge=0, le=3600)] = 20.0
+    # Names this process in its health keys; the container hostname by default, so `health` run inside
+    # the same container checks this container's workers, not a sibling's (`--scale worker=3`).
+    worker_instance_id: Annotated[str, Field(min_length=1, max_length=200)] = Field(
+        default_factory=socket.gethostname
+    )
+
+    @field_validator("worker_instance_id")
+    @classmethod
+    def _instance_id(cls, value: str) -> str:
+        value = value.strip()
+        if not value or any(ch.isspace() or ch in "*?[]" for ch in value):
+            raise ValueError("must be non-empty, without whitespace or glob characters")
+        return value
 
     @field_validator("worker_queues", mode="before")
     @classmethod
