@@ -11,12 +11,15 @@ import asyncio
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
+from arq.connections import ArqRedis
 from redis import Redis as SyncRedis
+from redis.asyncio import Redis
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from prosaas_common.db import Base
 from prosaas_common.migrate import run_migrations
+from prosaas_common.redis import create_arq_pool, create_redis
 from prosaas_common.settings import to_asyncpg_url
 from tests.support import TEST_REDIS_URL, create_database, database_dsn, drop_database
 
@@ -56,6 +59,26 @@ def redis_url() -> Iterator[str]:
     finally:
         client.flushdb()
         client.close()
+
+
+@pytest.fixture
+async def redis(redis_url: str) -> AsyncIterator[Redis]:
+    """A client (decoded responses) on the flushed test Redis db."""
+    client = create_redis(redis_url)
+    try:
+        yield client
+    finally:
+        await client.aclose()
+
+
+@pytest.fixture
+async def pool(redis_url: str) -> AsyncIterator[ArqRedis]:
+    """An arq pool on the flushed test Redis db, for enqueueing and inspecting jobs."""
+    arq_pool = await create_arq_pool(redis_url)
+    try:
+        yield arq_pool
+    finally:
+        await arq_pool.aclose(close_connection_pool=True)
 
 
 @pytest.fixture

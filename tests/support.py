@@ -76,6 +76,15 @@ def service_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     return env
 
 
+def run_module(
+    args: list[str], env: Mapping[str, str], timeout: float = 60.0
+) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m ...`` to completion with this interpreter; stdout and stderr kept apart."""
+    return subprocess.run(
+        [sys.executable, *args], env=dict(env), cwd=ROOT, capture_output=True, text=True, timeout=timeout
+    )
+
+
 def start_process(args: list[str], env: Mapping[str, str], **kwargs: Any) -> subprocess.Popen[str]:
     """Start ``python -m ...`` style commands with this test run's interpreter."""
     return subprocess.Popen(

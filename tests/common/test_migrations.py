@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import subprocess
-import sys
 from collections.abc import AsyncIterator
 
 import asyncpg
@@ -17,7 +16,7 @@ from prosaas_common import models  # noqa: F401
 from prosaas_common.db import Base
 from prosaas_common.migrate import MIGRATION_LOCK_KEY, run_migrations
 from prosaas_common.settings import to_asyncpg_url
-from tests.support import ROOT, create_database, database_dsn, drop_database, service_env
+from tests.support import create_database, database_dsn, drop_database, run_module, service_env
 
 EXPECTED_TABLES = {"alembic_version", "businesses", "users"}
 
@@ -79,14 +78,7 @@ async def test_models_match_the_migrations(empty_database: str) -> None:
 
 def run_cli(url: str, *args: str, lock_timeout: str = "60") -> subprocess.CompletedProcess[str]:
     env = service_env({"DATABASE_URL": url, "MIGRATION_LOCK_TIMEOUT": lock_timeout})
-    return subprocess.run(
-        [sys.executable, "-m", "prosaas_common.migrate", *args],
-        env=env,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    return run_module(["-m", "prosaas_common.migrate", *args], env, timeout=120)
 
 
 async def test_second_runner_exits_non_zero_while_the_lock_is_held(empty_database: str) -> None:

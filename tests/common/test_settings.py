@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import pytest
 
 from prosaas_common.settings import (
@@ -15,7 +12,7 @@ from prosaas_common.settings import (
     LogFormat,
     build_settings,
 )
-from tests.support import ROOT, service_env
+from tests.support import run_module, service_env
 
 STRONG = "s3cr3t-0123456789-abcdef"
 PROD_BASE = {
@@ -127,9 +124,7 @@ def test_production_accepts_real_secrets_and_logs_json(monkeypatch: pytest.Monke
 @pytest.mark.parametrize("module", ["prosaas_api", "prosaas_calls"])
 def test_process_refuses_to_start_with_one_clear_line(module: str) -> None:
     env = service_env({"LOG_LEVEL": "LOUD"})
-    done = subprocess.run(
-        [sys.executable, "-m", module], env=env, cwd=ROOT, capture_output=True, text=True, timeout=60
-    )
+    done = run_module(["-m", module], env)
     assert done.returncode == 2
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1
@@ -138,9 +133,7 @@ def test_process_refuses_to_start_with_one_clear_line(module: str) -> None:
 
 def test_process_refuses_default_secret_in_production() -> None:
     env = service_env({**PROD_BASE, "INTERNAL_SECRET": DEV_INTERNAL_SECRET})
-    done = subprocess.run(
-        [sys.executable, "-m", "prosaas_api"], env=env, cwd=ROOT, capture_output=True, text=True, timeout=60
-    )
+    done = run_module(["-m", "prosaas_api"], env)
     assert done.returncode == 2
     assert "INTERNAL_SECRET: missing or a default value" in done.stderr
     assert DEV_INTERNAL_SECRET not in done.stderr

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -10,28 +10,9 @@ import pytest
 from arq.connections import ArqRedis
 from redis.asyncio import Redis
 
-from prosaas_common.redis import create_arq_pool, create_redis
 from prosaas_scheduler.runner import Scheduler
 from prosaas_scheduler.schedule import Schedule
 from tests.scheduler.helpers import FakeClock, MakeScheduler
-
-
-@pytest.fixture
-async def redis(redis_url: str) -> AsyncIterator[Redis]:
-    client = create_redis(redis_url)
-    try:
-        yield client
-    finally:
-        await client.aclose()
-
-
-@pytest.fixture
-async def pool(redis_url: str) -> AsyncIterator[ArqRedis]:
-    arq_pool = await create_arq_pool(redis_url)
-    try:
-        yield arq_pool
-    finally:
-        await arq_pool.aclose()
 
 
 @pytest.fixture

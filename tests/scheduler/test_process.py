@@ -17,7 +17,7 @@ from prosaas_common.jobs import Queue
 from prosaas_scheduler.keys import LEADER_KEY, heartbeat_key
 from prosaas_scheduler.leader import current_leader
 from tests.scheduler.helpers import queued_job_ids, slot_epochs
-from tests.support import ROOT, closed_port, service_env, start_process, stop_process, wait_until
+from tests.support import ROOT, closed_port, run_module, service_env, start_process, stop_process, wait_until
 
 TIMINGS = {"SCHEDULER_LEADER_TTL": "1", "SCHEDULER_TICK_SECONDS": "0.1", "SCHEDULER_HEARTBEAT_TTL": "1.5"}
 
@@ -139,14 +139,7 @@ async def test_health_fails_when_redis_is_unreachable() -> None:
 
 def test_a_bad_schedule_spec_exits_with_a_configuration_error(redis_url: str) -> None:
     env = scheduler_env(redis_url, "x") | {"SCHEDULER_SCHEDULES": "tests.scheduler.jobs:DUPLICATE_NAMES"}
-    result = subprocess.run(
-        [sys.executable, "-m", "prosaas_scheduler", "run"],
-        env=env,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
+    result = run_module(["-m", "prosaas_scheduler", "run"], env, timeout=30)
     assert result.returncode == 2
     assert "SCHEDULER_SCHEDULES" in result.stderr
     assert "duplicate schedule name 'hourly'" in result.stderr
@@ -154,13 +147,6 @@ def test_a_bad_schedule_spec_exits_with_a_configuration_error(redis_url: str) ->
 
 def test_bad_timings_are_refused_at_start(redis_url: str) -> None:
     env = scheduler_env(redis_url, "x") | {"SCHEDULER_HEARTBEAT_TTL": "0.1"}
-    result = subprocess.run(
-        [sys.executable, "-m", "prosaas_scheduler", "health"],
-        env=env,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
+    result = run_module(["-m", "prosaas_scheduler", "health"], env, timeout=30)
     assert result.returncode == 2
     assert "SCHEDULER_HEARTBEAT_TTL" in result.stderr

@@ -13,12 +13,9 @@ from typing import Any
 
 import pytest
 import structlog
-from arq.connections import ArqRedis
-from redis.asyncio import Redis
 
 from prosaas_common.jobs import Queue
 from prosaas_common.logging import clear_context, configure_logging
-from prosaas_common.redis import create_arq_pool, create_redis
 from prosaas_common.settings import LogFormat, build_settings
 from prosaas_worker.jobs import ALL_JOBS
 from prosaas_worker.registry import JobSpec
@@ -70,24 +67,6 @@ def make_config(redis_url: str, database_url: str) -> MakeConfig:
         return build_settings(WorkerConfig, **values)
 
     return make
-
-
-@pytest.fixture
-async def pool(redis_url: str) -> AsyncIterator[ArqRedis]:
-    arq_pool = await create_arq_pool(redis_url)
-    try:
-        yield arq_pool
-    finally:
-        await arq_pool.aclose(close_connection_pool=True)
-
-
-@pytest.fixture
-async def redis(redis_url: str) -> AsyncIterator[Redis]:
-    client = create_redis(redis_url)
-    try:
-        yield client
-    finally:
-        await client.aclose()
 
 
 def _capture(level: str) -> Iterator[LogCapture]:

@@ -15,6 +15,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+import uvicorn
 from fastapi import APIRouter, FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse, Response
 from redis.asyncio import Redis
@@ -240,6 +241,21 @@ def create_service_app(
     app.add_middleware(RequestContextMiddleware, metrics=metrics, quiet_paths=quiet)
     app.include_router(build_ops_router(resources_of, liveness_path=liveness_path))
     return app
+
+
+def serve(app: FastAPI, *, host: str, port: int, forwarded_allow_ips: str) -> None:
+    """Run ``app`` under uvicorn with our logging (no uvicorn log config, no access log of its own)."""
+    uvicorn.run(
+        app,
+        host=host,
+        port=port,
+        log_config=None,
+        access_log=False,
+        server_header=False,
+        proxy_headers=True,
+        forwarded_allow_ips=forwarded_allow_ips,
+        timeout_graceful_shutdown=20,
+    )
 
 
 def resources_of(request: Request) -> ServiceResources:

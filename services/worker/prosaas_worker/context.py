@@ -78,6 +78,12 @@ def get_resources(ctx: JobContext) -> WorkerResources:
     return resources
 
 
+def current_try(ctx: JobContext) -> int:
+    """The 1-based try of the running job (arq counts tries in Redis, across worker processes)."""
+    value = ctx.get("job_try")
+    return value if isinstance(value, int) and value > 0 else 1
+
+
 def job_queue(ctx: JobContext) -> Queue | None:
     queue = ctx.get(QUEUE_KEY)
     return queue if isinstance(queue, Queue) else None

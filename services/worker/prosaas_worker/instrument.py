@@ -27,7 +27,7 @@ from arq import Retry
 from arq.typing import WorkerCoroutine
 
 from prosaas_common.logging import bind_context, get_logger
-from prosaas_worker.context import DEFAULT_MAX_TRIES, MAX_TRIES_KEY, JobContext, job_queue
+from prosaas_worker.context import DEFAULT_MAX_TRIES, MAX_TRIES_KEY, JobContext, current_try, job_queue
 from prosaas_worker.retry import DnsRetry, RetriesExhausted, retry_on_dns_error
 
 JobFunction = Callable[Concatenate[JobContext, ...], Coroutine[Any, Any, Any]]
@@ -66,17 +66,12 @@ def _elapsed_ms(started: float) -> float:
     return round((time.perf_counter() - started) * 1000, 1)
 
 
-def _job_try(ctx: JobContext) -> int:
-    value = ctx.get("job_try")
-    return value if isinstance(value, int) and value > 0 else 1
-
-
 def instrument(name: str, job: JobFunction, max_tries: int | None = None) -> WorkerCoroutine:
     """Wrap ``job`` with its context binding and outcome events (see the module docstring)."""
 
     @functools.wraps(job)
     async def run(ctx: JobContext, *args: Any, **kwargs: Any) -> Any:
-        job_try = _job_try(ctx)
+        job_try = current_try(ctx)
         limit = max_tries or int(ctx.get(MAX_TRIES_KEY, DEFAULT_MAX_TRIES))
         bind_context(job=name, job_id=ctx.get("job_id"), job_try=job_try)
         started = time.perf_counter()

@@ -25,7 +25,7 @@ from typing import Any, Concatenate, ParamSpec, TypeVar, overload
 from arq import Retry
 
 from prosaas_common.dns import DnsBackoff, RetryPlan, is_dns_error
-from prosaas_worker.context import JobContext
+from prosaas_worker.context import JobContext, current_try
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -55,11 +55,6 @@ def dns_retry_plan(job_try: int, target: str = DEFAULT_TARGET) -> RetryPlan:
     return RetryPlan(target=target, failures=job_try, delay_s=delay, retry_at=time.time() + delay)
 
 
-def _job_try(ctx: JobContext) -> int:
-    value = ctx.get("job_try")
-    return value if isinstance(value, int) and value > 0 else 1
-
-
 @contextmanager
 def retry_on_dns_error(ctx: JobContext, target: str = DEFAULT_TARGET) -> Iterator[None]:
     """Turn a DNS failure raised in the block (bare or wrapped) into :class:`DnsRetry`; others pass."""
@@ -70,7 +65,7 @@ def retry_on_dns_error(ctx: JobContext, target: str = DEFAULT_TARGET) -> Iterato
     except Exception as exc:
         if not is_dns_error(exc):
             raise
-        raise DnsRetry(dns_retry_plan(_job_try(ctx), target), exc) from exc
+        raise DnsRetry(dns_retry_plan(current_try(ctx), target), exc) from exc
 
 
 @overload
