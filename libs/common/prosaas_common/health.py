@@ -73,3 +73,42 @@ async def check_readiness(checks: Mapping[str, Check], timeout: float) -> Readin
     """Run every check concurrently, each bounded by ``timeout`` seconds."""
     results = await asyncio.gather(*(_run_one(name, check, timeout) for name, check in checks.items()))
     return Readiness(ready=all(r.ok for r in results), checks=list(results))
+
+
+class CoalescedReadiness:
+    """Readiness that costs the dependencies at most one check per ``max_age`` seconds.
+
+    Concurrent callers share the one check in flight (single flight), and a finished result is reused
+    until it is ``max_age`` old, so a flood of probes cannot tie up the database pool that real
+    requests need. ``max_age=0`` still coalesces concurrent callers but never reuses a result.
+    """
+
+    def __init__(
+        self,
+        checks: Mapping[str, Check],
+        timeout: float,
+        max_age: float = 1.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._checks = checks
+        self._timeout = timeout
+        self._max_age = max_age
+        self._clock = clock
+        self._last: tuple[float, Readiness] | None = None
+        self._in_flight: asyncio.Future[Readiness] | None = None
+
+    async def check(self) -> Readiness:
+        if self._last is not None and self._clock() - self._last[0] < self._max_age:
+            return self._last[1]
+        if self._in_flight is None:
+            self._in_flight = asyncio.ensure_future(self._run())
+        # shield: a caller that goes away (client disconnect) does not cancel the others' check
+        return await asyncio.shield(self._in_flight)
+
+    async def _run(self) -> Readiness:
+        try:
+            result = await check_readiness(self._checks, self._timeout)
+            self._last = (self._clock(), result)
+            return result
+        finally:
+            self._in_flight = None

@@ -66,6 +66,7 @@ class CommonSettings(BaseSettings):
     db_max_overflow: Annotated[int, Field(ge=0, le=200)] = 10
     db_pool_timeout: Annotated[float, Field(gt=0, le=120)] = 10.0
     readiness_timeout: Annotated[float, Field(gt=0, le=2.0)] = 2.0
+    readiness_cache_seconds: Annotated[float, Field(ge=0, le=30)] = 1.0
     migration_lock_timeout: Annotated[float, Field(gt=0, le=3600)] = 60.0
 
     @field_validator("log_level", mode="before")

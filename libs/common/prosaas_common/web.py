@@ -24,7 +24,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from prosaas_common import __version__
 from prosaas_common.db import create_engine, create_session_factory, pool_status
-from prosaas_common.health import check_readiness, postgres_check, redis_check
+from prosaas_common.health import CoalescedReadiness, postgres_check, redis_check
 from prosaas_common.logging import bind_context, clear_context, get_logger
 from prosaas_common.metrics import UNMATCHED_ROUTE, HttpMetrics
 from prosaas_common.redis import create_redis
@@ -45,19 +45,27 @@ class ServiceResources:
     sessions: async_sessionmaker[AsyncSession]
     redis: Redis
     metrics: HttpMetrics
+    readiness: CoalescedReadiness
     started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
     @classmethod
     def open(cls, service: str, settings: CommonSettings, metrics: HttpMetrics) -> ServiceResources:
         engine = create_engine(settings, application_name=f"prosaas-{service}")
+        redis = create_redis(settings.redis_url)
         metrics.watch_pool(lambda: pool_status(engine))
+        readiness = CoalescedReadiness(
+            {"postgres": postgres_check(engine), "redis": redis_check(redis)},
+            timeout=settings.readiness_timeout,
+            max_age=settings.readiness_cache_seconds,
+        )
         return cls(
             service=service,
             settings=settings,
             engine=engine,
             sessions=create_session_factory(engine),
-            redis=create_redis(settings.redis_url),
+            redis=redis,
             metrics=metrics,
+            readiness=readiness,
         )
 
     async def close(self) -> None:
@@ -168,13 +176,13 @@ def build_ops_router(resources_of: Callable[[Request], ServiceResources], *, liv
         resources = resources_of(request)
         return {"status": "ok", "service": resources.service, "version": __version__}
 
-    @router.get("/readyz", summary="Readiness: Postgres SELECT 1 and Redis PING, each within 2 s")
+    @router.get(
+        "/readyz",
+        summary="Readiness: Postgres SELECT 1 and Redis PING, each within 2 s (coalesced, ≤ 1 s old)",
+    )
     async def readiness(request: Request) -> JSONResponse:
         resources = resources_of(request)
-        report = await check_readiness(
-            {"postgres": postgres_check(resources.engine), "redis": redis_check(resources.redis)},
-            timeout=resources.settings.readiness_timeout,
-        )
+        report = await resources.readiness.check()
         body = {"service": resources.service, **report.as_dict()}
         return JSONResponse(body, status_code=200 if report.ready else 503)
 
