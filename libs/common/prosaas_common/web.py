@@ -14,16 +14,17 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Annotated
 
 import uvicorn
-from fastapi import APIRouter, FastAPI, HTTPException, Request
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse, Response
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from prosaas_common import __version__
-from prosaas_common.db import create_engine, create_session_factory, pool_status
+from prosaas_common.db import create_engine, create_session_factory, pool_status, unit_of_work
 from prosaas_common.health import CoalescedReadiness, postgres_check, redis_check
 from prosaas_common.logging import bind_context, clear_context, get_logger
 from prosaas_common.metrics import UNMATCHED_ROUTE, HttpMetrics
@@ -249,6 +250,18 @@ def create_service_app(
     app.add_middleware(RequestContextMiddleware, metrics=metrics, quiet_paths=quiet)
     app.include_router(build_ops_router(resources_of, liveness_path=liveness_path))
     return app
+
+
+async def db_session(request: Request) -> AsyncIterator[AsyncSession]:
+    """One session per request; use it through :data:`DbSession`."""
+    async with unit_of_work(resources_of(request).sessions) as session:
+        yield session
+
+
+# The request boundary owns the transaction: it commits after the endpoint returns and *before* the
+# response is sent (scope="function"; the default scope would commit after responding, so a failed
+# commit could be answered 200), and rolls back if the endpoint raises. Services below only flush().
+DbSession = Annotated[AsyncSession, Depends(db_session, scope="function")]
 
 
 def serve(app: FastAPI, *, host: str, port: int, forwarded_allow_ips: str) -> None:
