@@ -8,6 +8,7 @@ import signal
 from collections.abc import Callable
 
 import httpx
+import websockets
 
 from prosaas_calls.app import create_app
 from prosaas_calls.settings import CallsSettings
@@ -86,3 +87,22 @@ def test_calls_process_serves_health_on_its_port(database_url: str, redis_url: s
     assert proc.returncode in (0, -signal.SIGTERM), output
     events = [json.loads(line)["event"] for line in output.splitlines() if line.startswith("{")]
     assert events == ["service.started", "service.stopped"]
+
+
+async def test_websocket_health_greets_and_answers_ping(database_url: str, redis_url: str) -> None:
+    port = free_port()
+    env = service_env({"DATABASE_URL": database_url, "REDIS_URL": redis_url, "CALLS_PORT": str(port)})
+    proc = start_process(["-m", "prosaas_calls"], env)
+    try:
+        wait_for_http(f"http://127.0.0.1:{port}/health")
+        async with websockets.connect(f"ws://127.0.0.1:{port}/ws/health") as ws:
+            assert json.loads(await ws.recv())["status"] == "ok"
+            await ws.send(b"\x00binary")
+            assert json.loads(await ws.recv())["type"] == "error"
+            await ws.send("hello")
+            assert json.loads(await ws.recv())["type"] == "error"
+            await ws.send("ping")
+            assert json.loads(await ws.recv()) == {"type": "pong"}
+    finally:
+        output = stop_process(proc)
+    assert '"level": "error"' not in output, output

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
+from prosaas_calls import ws_health
 from prosaas_calls.settings import CallsSettings
 from prosaas_common.settings import load_settings
 from prosaas_common.web import create_service_app
@@ -11,10 +12,12 @@ from prosaas_common.web import create_service_app
 
 def create_app(settings: CallsSettings | None = None) -> FastAPI:
     settings = settings or load_settings(CallsSettings, "prosaas-calls")
-    return create_service_app(
+    app = create_service_app(
         service="calls",
         settings=settings,
         title="ProSaaS Calls",
         liveness_path="/health",
         docs_prefix="",
     )
+    app.include_router(ws_health.router)
+    return app
