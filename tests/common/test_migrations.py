@@ -16,7 +16,7 @@ from prosaas_common import models  # noqa: F401
 from prosaas_common.db import Base
 from prosaas_common.migrate import MIGRATION_LOCK_KEY, run_migrations
 from prosaas_common.settings import to_asyncpg_url
-from tests.support import create_database, database_dsn, drop_database, run_module, service_env
+from tests.support import closed_port, create_database, database_dsn, drop_database, run_module, service_env
 
 EXPECTED_TABLES = {"alembic_version", "businesses", "users"}
 
@@ -109,3 +109,19 @@ def test_unreachable_database_fails_with_a_clear_message() -> None:
     done = run_cli("postgresql://postgres@127.0.0.1:1/none", "upgrade", "head", lock_timeout="1")
     assert done.returncode == 1
     assert "upgrade head failed" in done.stderr
+
+
+async def test_wait_for_db_gives_up_with_a_clear_failure_after_its_budget() -> None:
+    done = run_cli(
+        f"postgresql://postgres@127.0.0.1:{closed_port()}/none", "upgrade", "head", "--wait-for-db", "1.5"
+    )
+    assert done.returncode == 1
+    assert "upgrade head failed" in done.stderr
+    waits = [line for line in done.stdout.splitlines() if "migrate.waiting_for_database" in line]
+    assert len(waits) == 1, "a repeated wait is logged once at WARNING, then quietly"
+
+
+async def test_wait_for_db_proceeds_once_the_database_answers(empty_database: str) -> None:
+    done = run_cli(empty_database, "upgrade", "head", "--wait-for-db", "30")
+    assert done.returncode == 0, done.stderr
+    assert await public_tables(empty_database) == EXPECTED_TABLES

@@ -67,6 +67,13 @@ def test_direct_url_falls_back_to_database_url(monkeypatch: pytest.MonkeyPatch) 
     assert settings.migration_database_url == "postgresql+asyncpg://a@primary:5432/x"
 
 
+def test_empty_optional_variables_mean_unset(monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = settings_from(monkeypatch, DATABASE_URL_DIRECT="", METRICS_TOKEN="", LOG_FORMAT=" ")
+    assert settings.database_url_direct is None
+    assert settings.metrics_token is None
+    assert settings.effective_log_format is LogFormat.CONSOLE
+
+
 def test_log_level_is_case_insensitive(monkeypatch: pytest.MonkeyPatch) -> None:
     assert settings_from(monkeypatch, LOG_LEVEL="debug").log_level == "DEBUG"
 

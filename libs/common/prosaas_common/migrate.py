@@ -11,8 +11,10 @@ import argparse
 import asyncio
 import os
 import sys
+import time
 from pathlib import Path
 
+import asyncpg
 from alembic.config import Config
 from sqlalchemy import Connection, text
 from sqlalchemy.exc import DBAPIError
@@ -20,7 +22,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
 from alembic import command
-from prosaas_common.logging import configure_from_settings, get_logger
+from prosaas_common.logging import RepeatedFailureLog, configure_from_settings, get_logger
 from prosaas_common.settings import CommonSettings, load_settings, to_asyncpg_url
 
 # Arbitrary but fixed: every migrator of this database contends for the same key ("prosaas" in ASCII).
@@ -98,20 +100,48 @@ async def run_migrations(url: str, action: str, revision: str = "head", lock_tim
     log.info("migrate.done", action=action, revision=revision)
 
 
+async def wait_for_database(url: str, wait_s: float, poll_s: float = 1.0) -> None:
+    """Poll until Postgres accepts a connection or ``wait_s`` passes (then the last error is raised).
+
+    A one-shot migrate container may start before a managed database's DNS name or port answers;
+    waiting here beats exiting non-zero, which would stop every service that depends on it.
+    """
+    failures = RepeatedFailureLog(log)
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            conn = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://", 1), timeout=5)
+        except (OSError, TimeoutError, asyncpg.PostgresError) as exc:
+            if time.monotonic() + poll_s > deadline:
+                raise
+            failures.failure("database", "migrate.waiting_for_database", error=f"{type(exc).__name__}: {exc}")
+            await asyncio.sleep(poll_s)
+            continue
+        await conn.close()
+        failures.recovered("database", "migrate.database_answered")
+        return
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="prosaas-migrate", description=__doc__.splitlines()[0])
     parser.add_argument("action", choices=["upgrade", "downgrade", "current"], nargs="?", default="upgrade")
     parser.add_argument("revision", nargs="?", default=None, help="target (default: head; base to downgrade)")
+    parser.add_argument(
+        "--wait-for-db",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="wait up to SECONDS for Postgres to accept connections before migrating (default 0)",
+    )
     args = parser.parse_args(argv)
     settings = load_settings(CommonSettings, "prosaas-migrate")
     configure_from_settings(settings, "migrate")
     revision = args.revision or ("base" if args.action == "downgrade" else "head")
+    url = settings.migration_database_url
     try:
-        asyncio.run(
-            run_migrations(
-                settings.migration_database_url, args.action, revision, settings.migration_lock_timeout
-            )
-        )
+        if args.wait_for_db > 0:
+            asyncio.run(wait_for_database(url, args.wait_for_db))
+        asyncio.run(run_migrations(url, args.action, revision, settings.migration_lock_timeout))
     except MigrationLockTimeout as exc:
         print(f"prosaas-migrate: {exc}", file=sys.stderr)
         return EXIT_LOCK_TIMEOUT

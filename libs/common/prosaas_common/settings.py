@@ -69,6 +69,12 @@ class CommonSettings(BaseSettings):
     readiness_cache_seconds: Annotated[float, Field(ge=0, le=30)] = 1.0
     migration_lock_timeout: Annotated[float, Field(gt=0, le=3600)] = 60.0
 
+    @field_validator("database_url_direct", "metrics_token", "log_format", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: Any) -> Any:
+        """Compose passes an unset optional variable as "" (``${METRICS_TOKEN:-}``): treat it as unset."""
+        return None if isinstance(value, str) and not value.strip() else value
+
     @field_validator("log_level", mode="before")
     @classmethod
     def _upper_level(cls, value: Any) -> Any:
