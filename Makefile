@@ -9,7 +9,8 @@ PYTEST := $(BIN)/python -m pytest
 
 .DEFAULT_GOAL := help
 .PHONY: help install dev check-services migrate migrate-down test test-common test-api test-calls \
-        test-worker test-scheduler test-migrations lint typecheck format clean
+        test-worker test-scheduler test-deploy lint typecheck format clean \
+        deploy validate ps logs up-multi-worker network
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -51,6 +52,29 @@ test-worker: install ## Worker tests
 
 test-scheduler: install ## Scheduler tests
 	$(PYTEST) tests/scheduler
+
+test-deploy: install ## Deploy tests: compose invariants, images, live nginx, runbook scripts
+	$(PYTEST) tests/deploy
+
+# ---- production (Docker Compose; see docs/operations.md) ---------------------------------------------
+network: ## Create the external Docker network if missing (idempotent)
+	scripts/ensure_docker_network.sh
+
+deploy: ## Network → build → migrate → up -d → wait for health → validate
+	scripts/deploy.sh
+
+up-multi-worker: ## Deploy with one worker per queue (profile multi-worker, worker scaled to 0)
+	PROSAAS_MULTI_WORKER=1 scripts/deploy.sh
+
+validate: ## Run the production checklist against the running stack (PASS/WARN/FAIL table)
+	scripts/validate_production.sh
+
+ps: ## Production services and their health
+	scripts/dcprod.sh ps
+
+logs: ## Recent logs of one service: make logs S=worker
+	@test -n "$(S)" || { echo "usage: make logs S=<service>  (prosaas-api, prosaas-calls, worker, scheduler, redis, nginx, migrate)"; exit 2; }
+	scripts/dcprod.sh logs --tail=200 -f $(S)
 
 lint: install ## ruff lint and format check
 	$(BIN)/ruff check .

@@ -150,3 +150,4 @@ def test_base_file_alone_is_a_working_development_stack(base: dict[str, Any]) ->
     assert base["postgres"]["profiles"] == ["local-db"]
     assert base["nginx"]["ports"]
     assert "read_only" not in base["prosaas-api"]
+    assert any(str(t).startswith("/etc/nginx/conf.d") for t in base["nginx"]["tmpfs"]), "hide default.conf"
