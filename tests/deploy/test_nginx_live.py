@@ -1,242 +1,41 @@
-"""The production nginx configuration, run for real on loopback in front of the api and calls processes.
+"""The production nginx configuration, live on loopback: the files, routing, request ids, limits.
 
-Three nginx instances are rendered from the real templates (see tests/deploy/nginx_support.py):
-
-- ``front``: the http template in front of a healthy api and calls service;
-- ``degraded``: the http template whose upstream *names* are resolved by a small DNS server of the
-  test (one name answers, one does not yet), in front of an api whose database port is closed;
-- ``tls``: the ssl template with a self-signed certificate made by the openssl CLI.
-
-Nothing is skipped: without /usr/sbin/nginx the tests fail and say how to install it.
+Fixtures (the api and calls processes, the nginx instances) live in tests/deploy/nginx_fixtures.py.
 """
 
 from __future__ import annotations
 
 import json
 import re
-import socket
-import ssl
 import subprocess
-import uuid
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-import httpx
 import pytest
 from websockets.sync.client import connect
 
 from prosaas_common.settings import DEV_INTERNAL_SECRET
+from tests.deploy.nginx_fixtures import (
+    HEX_ID,
+    NGINX_HEALTH,
+    Front,
+    Services,
+    new_id,
+    wait_access_record,
+    wait_logged,
+)
 from tests.deploy.nginx_support import (
     NGINX_DIR,
     TEMPLATE_VARIABLES,
     TEMPLATES,
-    FakeDns,
-    Nginx,
-    Service,
     assert_front_headers,
     client,
     envsubst,
     generate_certificate,
     placeholders,
-    poll,
     render_template,
     require_nginx,
     write_prefix,
 )
-from tests.support import TEST_REDIS_URL, closed_port, free_port, service_env
-
-BODY_LIMIT = "1m"
-NGINX_HEALTH = {"status": "ok", "service": "nginx"}
-HEX_ID = re.compile(r"[0-9a-f]{32}")
-
-
-def new_id(label: str) -> str:
-    return f"{label}-{uuid.uuid4().hex[:12]}"
-
-
-@dataclass
-class Services:
-    api: Service
-    calls: Service
-    broken_api: Service  # its DATABASE_URL points at a closed port: /readyz answers 503
-
-
-@dataclass
-class Front:
-    nginx: Nginx
-    url: str
-    port: int
-
-
-@dataclass
-class Degraded:
-    front: Front
-    dns: FakeDns
-    queries_at_start: list[str]
-
-
-@dataclass
-class Tls:
-    nginx: Nginx
-    http_url: str
-    https_url: str
-    https_port: int
-    cert: Path
-
-
-@pytest.fixture(scope="module")
-def services(database_url: str) -> Iterator[Services]:
-    """api, calls and a broken api, started as processes on loopback and logging at DEBUG.
-
-    DEBUG makes the services log probe requests too, so "never reached the service" can be checked.
-    Redis is only PINGed by readiness: the module uses ``TEST_REDIS_URL`` directly (the ``redis_url``
-    fixture is per test).
-    """
-    base = {"REDIS_URL": TEST_REDIS_URL, "LOG_LEVEL": "DEBUG"}
-    api_port, calls_port, broken_port = free_port(), free_port(), free_port()
-    dead_database = f"postgresql://postgres@127.0.0.1:{closed_port()}/prosaas"
-    started = [
-        Service.start(
-            "api",
-            "prosaas_api",
-            api_port,
-            service_env(
-                {**base, "DATABASE_URL": database_url, "API_HOST": "127.0.0.1", "API_PORT": str(api_port)}
-            ),
-        ),
-        Service.start(
-            "calls",
-            "prosaas_calls",
-            calls_port,
-            service_env(
-                {
-                    **base,
-                    "DATABASE_URL": database_url,
-                    "CALLS_HOST": "127.0.0.1",
-                    "CALLS_PORT": str(calls_port),
-                }
-            ),
-        ),
-        Service.start(
-            "broken-api",
-            "prosaas_api",
-            broken_port,
-            service_env(
-                {
-                    **base,
-                    "DATABASE_URL": dead_database,
-                    "API_HOST": "127.0.0.1",
-                    "API_PORT": str(broken_port),
-                }
-            ),
-        ),
-    ]
-    try:
-        api, calls, broken = started
-        api.wait_ready("/api/health")
-        calls.wait_ready("/health")
-        broken.wait_ready("/api/health")
-        yield Services(api=api, calls=calls, broken_api=broken)
-    finally:
-        for service in started:
-            service.stop()
-
-
-def base_values(services: Services, http_port: int) -> dict[str, str]:
-    return {
-        "API_UPSTREAM": f"127.0.0.1:{services.api.port}",
-        "CALLS_UPSTREAM": f"127.0.0.1:{services.calls.port}",
-        "NGINX_RESOLVER": "127.0.0.1",
-        "SERVER_NAME": "_",
-        "NGINX_HTTP_PORT": f"127.0.0.1:{http_port}",
-        "CLIENT_MAX_BODY_SIZE": BODY_LIMIT,
-    }
-
-
-def assert_clean_stop(nginx: Nginx) -> None:
-    errors = nginx.stop()
-    serious = [line for line in errors.splitlines() if re.search(r"\[(emerg|alert|crit)\]", line)]
-    assert not serious, errors
-
-
-@pytest.fixture(scope="module")
-def front(services: Services, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Front]:
-    port = free_port()
-    nginx = Nginx.start(tmp_path_factory.mktemp("front"), "http", base_values(services, port), [port])
-    try:
-        yield Front(nginx=nginx, url=f"http://127.0.0.1:{port}", port=port)
-    finally:
-        assert_clean_stop(nginx)
-
-
-@pytest.fixture(scope="module")
-def degraded(services: Services, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Degraded]:
-    """Upstreams by name: ``api.prosaas.test`` → the broken api; ``calls.prosaas.test`` → NXDOMAIN."""
-    dns = FakeDns({"api.prosaas.test": "127.0.0.1"})
-    with dns.running():
-        port = free_port()
-        values = {
-            **base_values(services, port),
-            "API_UPSTREAM": f"api.prosaas.test:{services.broken_api.port}",
-            "CALLS_UPSTREAM": f"calls.prosaas.test:{services.calls.port}",
-            "NGINX_RESOLVER": f"127.0.0.1:{dns.port}",
-        }
-        nginx = Nginx.start(tmp_path_factory.mktemp("degraded"), "http", values, [port])
-        try:
-            front = Front(nginx=nginx, url=f"http://127.0.0.1:{port}", port=port)
-            yield Degraded(front=front, dns=dns, queries_at_start=list(dns.queries))
-        finally:
-            assert_clean_stop(nginx)
-
-
-@pytest.fixture(scope="module")
-def tls(services: Services, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Tls]:
-    directory = tmp_path_factory.mktemp("tls")
-    cert, key = generate_certificate(directory)
-    http_port, https_port = free_port(), free_port()
-    values = {
-        **base_values(services, http_port),
-        "NGINX_HTTPS_PORT": f"127.0.0.1:{https_port}",
-        "SSL_CERTIFICATE": str(cert),
-        "SSL_CERTIFICATE_KEY": str(key),
-    }
-    nginx = Nginx.start(directory / "prefix", "ssl", values, [http_port, https_port])
-    try:
-        yield Tls(
-            nginx=nginx,
-            http_url=f"http://127.0.0.1:{http_port}",
-            https_url=f"https://127.0.0.1:{https_port}",
-            https_port=https_port,
-            cert=cert,
-        )
-    finally:
-        assert_clean_stop(nginx)
-
-
-def wait_logged(service: Service, request_id: str) -> dict[str, Any]:
-    """The service's ``http.request`` event carrying ``request_id`` (waits for it)."""
-    found: list[dict[str, Any]] = []
-
-    def logged() -> bool:
-        found[:] = [e for e in service.events("http.request") if e.get("request_id") == request_id]
-        return bool(found)
-
-    poll(logged, f"{service.name} logging http.request with request_id={request_id}")
-    return found[0]
-
-
-def wait_access_record(nginx: Nginx, request_id: str) -> dict[str, Any]:
-    found: list[dict[str, Any]] = []
-
-    def logged() -> bool:
-        found[:] = [r for r in nginx.access_records() if r["request_id"] == request_id]
-        return bool(found)
-
-    poll(logged, f"nginx access log line with request_id={request_id}")
-    return found[0]
-
 
 # --- the files themselves ---------------------------------------------------------------------------
 
@@ -509,135 +308,3 @@ def test_access_log_is_json_with_request_id_status_timing_and_upstream(front: Fr
     assert record["upstream"].startswith("127.0.0.1:")
     assert record["path"] == "/api/health"
     assert not [line for line in front.nginx.access_log.snapshot() if "secret-in-query" in line]
-
-
-# --- degraded upstreams: names resolved per request, errors keep the headers ---------------------------
-
-
-def test_nginx_starts_before_upstream_names_resolve(degraded: Degraded) -> None:
-    assert degraded.queries_at_start == [], "nginx resolved upstream names at start"
-    with client(degraded.front.url) as http:
-        health = http.get("/health")
-    assert health.status_code == 200
-    assert health.json() == NGINX_HEALTH
-    assert_front_headers(health)
-
-
-def test_proxied_503_keeps_the_security_headers(degraded: Degraded) -> None:
-    request_id = new_id("not-ready")
-    with client(degraded.front.url) as http:
-        response = http.get("/readyz", headers={"X-Request-ID": request_id})
-    assert response.status_code == 503
-    body = response.json()
-    assert (body["service"], body["status"]) == ("api", "not_ready")
-    assert body["checks"]["postgres"]["ok"] is False
-    assert assert_front_headers(response) == request_id
-    assert "api.prosaas.test" in degraded.dns.queries, "the api name was resolved at request time"
-    assert wait_access_record(degraded.front.nginx, request_id)["upstream_status"] == "503"
-
-
-def test_unresolvable_upstream_is_a_502_until_its_name_resolves(degraded: Degraded) -> None:
-    """A container that is not there yet (or was recreated) is found by name without a reload."""
-    request_id = new_id("no-calls")
-    with client(degraded.front.url) as http:
-        failed = http.post("/webhook/twilio/voice", headers={"X-Request-ID": request_id})
-        assert failed.status_code == 502
-        assert failed.headers["content-type"].startswith("text/html")
-        assert assert_front_headers(failed) == request_id
-        ws_failed = http.get("/ws/health", headers={"Connection": "Upgrade", "Upgrade": "websocket"})
-        assert ws_failed.status_code == 502
-        assert_front_headers(ws_failed)
-        assert "calls.prosaas.test" in degraded.dns.queries
-
-        # The name appears (the container started): the next requests resolve it again and reach
-        # calls, without a reload (nginx keeps no negative answer here; positive ones for valid=10s).
-        degraded.dns.records["calls.prosaas.test"] = "127.0.0.1"
-        reached: list[httpx.Response] = []
-
-        def calls_answers() -> bool:
-            response = http.post("/webhook/twilio/voice")
-            reached[:] = [response]
-            return response.status_code == 404
-
-        poll(calls_answers, "calls reachable by name after it resolves", timeout=20.0, interval=0.25)
-    assert reached[0].json() == {"detail": "Not Found"}
-    assert_front_headers(reached[0])
-
-
-# --- the TLS template ---------------------------------------------------------------------------------
-
-
-def tls_context(cert: Path, **versions: ssl.TLSVersion) -> ssl.SSLContext:
-    context = ssl.create_default_context(cafile=str(cert))
-    for name, version in versions.items():
-        setattr(context, name, version)
-    return context
-
-
-def handshake(port: int, context: ssl.SSLContext) -> tuple[str | None, str | None]:
-    with (
-        socket.create_connection(("127.0.0.1", port), timeout=5) as sock,
-        context.wrap_socket(sock, server_hostname="127.0.0.1") as tls_sock,
-    ):
-        return tls_sock.version(), tls_sock.selected_alpn_protocol()
-
-
-def test_plain_http_redirects_to_https_except_health(tls: Tls) -> None:
-    with client(tls.http_url) as http:
-        health = http.get("/health")
-        redirect = http.get("/api/health", params={"x": "1"})
-        unknown = http.post("/webhook/twilio/voice")
-    assert health.status_code == 200
-    assert health.json() == NGINX_HEALTH
-    assert_front_headers(health)
-    for response in (redirect, unknown):
-        assert response.status_code == 301
-        assert_front_headers(response)
-    assert redirect.headers["location"] == "https://127.0.0.1/api/health?x=1"
-    assert unknown.headers["location"] == "https://127.0.0.1/webhook/twilio/voice"
-
-
-def test_https_serves_the_api_with_hsts(tls: Tls, services: Services) -> None:
-    request_id = new_id("tls")
-    with client(tls.https_url, verify=tls_context(tls.cert)) as https:
-        health = https.get("/api/health", headers={"X-Request-ID": request_id})
-        unknown = https.get("/nope")
-        metrics = https.get("/metrics", params={"token": DEV_INTERNAL_SECRET})
-        nginx_health = https.get("/health")
-    assert health.status_code == 200
-    assert health.json()["service"] == "api"
-    assert assert_front_headers(health, hsts=True) == request_id
-    wait_logged(services.api, request_id)
-    for response, status in ((unknown, 404), (metrics, 404), (nginx_health, 200)):
-        assert response.status_code == status
-        assert_front_headers(response, hsts=True)
-    assert wait_access_record(tls.nginx, request_id)["protocol"] in {"HTTP/1.1", "HTTP/2.0"}
-
-
-def test_wss_round_trip_through_tls(tls: Tls) -> None:
-    with connect(
-        f"wss://127.0.0.1:{tls.https_port}/ws/health",
-        ssl=tls_context(tls.cert),
-        proxy=None,
-        open_timeout=20,
-    ) as ws:
-        assert json.loads(ws.recv(timeout=20))["service"] == "calls"
-        ws.send("ping")
-        assert json.loads(ws.recv(timeout=20)) == {"type": "pong"}
-
-
-@pytest.mark.filterwarnings("ignore:ssl.TLSVersion.TLSv1:DeprecationWarning")
-def test_tls_versions_and_http2(tls: Tls) -> None:
-    v12 = tls_context(tls.cert, maximum_version=ssl.TLSVersion.TLSv1_2)
-    assert handshake(tls.https_port, v12)[0] == "TLSv1.2"
-    v13 = tls_context(tls.cert, minimum_version=ssl.TLSVersion.TLSv1_3)
-    v13.set_alpn_protocols(["h2", "http/1.1"])
-    assert handshake(tls.https_port, v13) == ("TLSv1.3", "h2")
-
-    # A client that offers TLS 1.1 at most (its own security level lowered so it really does): the
-    # server refuses with a protocol_version alert.
-    old = tls_context(tls.cert, minimum_version=ssl.TLSVersion.TLSv1, maximum_version=ssl.TLSVersion.TLSv1_1)
-    old.set_ciphers("DEFAULT:@SECLEVEL=0")
-    with pytest.raises(ssl.SSLError) as refused:
-        handshake(tls.https_port, old)
-    assert "PROTOCOL_VERSION" in str(refused.value).upper(), refused.value

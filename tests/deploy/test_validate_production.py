@@ -10,6 +10,7 @@ import importlib.util
 import json
 import ssl
 import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -357,8 +358,12 @@ def test_usage(fake: FakeDocker) -> None:
 # ----------------------------------------------------------------------------------- the parser itself
 
 
-def load_checks() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("compose_checks", SCRIPTS / "lib" / "compose_checks.py")
+def load_checks(name: str = "compose_checks") -> ModuleType:
+    # Run as a script, compose_checks.py finds its sibling modules on sys.path[0]; loaded here, it needs
+    # the folder added the same way.
+    if str(SCRIPTS / "lib") not in sys.path:
+        sys.path.insert(0, str(SCRIPTS / "lib"))
+    spec = importlib.util.spec_from_file_location(name, SCRIPTS / "lib" / f"{name}.py")
     assert spec is not None
     assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
@@ -393,7 +398,7 @@ def test_ps_formats_parse_alike() -> None:
     ],
 )
 def test_fake_error_patterns(line: str, pattern: str | None) -> None:
-    checks = load_checks()
+    checks = load_checks("log_checks")
     parsed = checks.parse_log_line(line)
     assert parsed is not None
     assert checks.fake_error_pattern(parsed) == pattern
