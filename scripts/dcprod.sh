@@ -19,19 +19,13 @@
 # Exit status: the compose command's own; 2 when the env file is missing; 127 when no compose is found.
 set -euo pipefail
 
-usage() {
-    sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d' | sed 's/^# \{0,1\}//'
-}
+# shellcheck source=scripts/lib/common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 
-case "${1:-}" in
-    -h | --help)
-        usage
-        exit 0
-        ;;
-esac
+handle_help "$@"
 
 CALLER_PWD="$(pwd)"
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+ROOT="$PROSAAS_ROOT"
 cd "$ROOT"
 
 PROJECT="${COMPOSE_PROJECT_NAME:-prosaas}"

@@ -12,16 +12,10 @@
 # Exit status: 0 when the network exists afterwards, 1 when it could not be created.
 set -euo pipefail
 
-usage() {
-    sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d' | sed 's/^# \{0,1\}//'
-}
+# shellcheck source=scripts/lib/common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 
-case "${1:-}" in
-    -h | --help)
-        usage
-        exit 0
-        ;;
-esac
+handle_help "$@"
 
 NETWORK="${1:-${PROSAAS_NETWORK:-prosaas-net}}"
 

@@ -18,27 +18,13 @@
 # Exit status: 0 when healthy, 1 on timeout, 2 on bad usage.
 set -euo pipefail
 
-usage() {
-    sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d' | sed 's/^# \{0,1\}//'
-}
+# shellcheck source=scripts/lib/common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 
-case "${1:-}" in
-    -h | --help)
-        usage
-        exit 0
-        ;;
-    "") ;;
-    *)
-        echo "wait_healthy.sh: unknown argument: $1 (see -h)" >&2
-        exit 2
-        ;;
-esac
+no_arguments "$@"
 
-# dcprod.sh runs from the repository root: a relative env file is the caller's, so make it absolute.
-if [[ -n "${PROSAAS_ENV_FILE:-}" && "$PROSAAS_ENV_FILE" != /* ]]; then
-    export PROSAAS_ENV_FILE="$PWD/$PROSAAS_ENV_FILE"
-fi
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+absolute_env_file
+ROOT="$PROSAAS_ROOT"
 cd "$ROOT"
 PY="${PROSAAS_PYTHON:-python3}"
 CHECKS="$ROOT/scripts/lib/compose_checks.py"

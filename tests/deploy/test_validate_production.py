@@ -9,16 +9,16 @@ from __future__ import annotations
 import importlib.util
 import json
 import ssl
-import subprocess
 import sys
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 
 import pytest
 
+from tests.deploy.nginx_support import generate_certificate
 from tests.deploy.scripts_support import (
+    COMPOSE_GLOBALS,
     NOT_READY_BODY,
     SCENARIOS,
     SCRIPTS,
@@ -50,17 +50,6 @@ CHECKS = [
     "readyz via nginx",
 ]
 CLEAN_SERVICES = ["migrate", "nginx", "prosaas-api", "prosaas-calls", "redis", "scheduler", "worker"]
-
-
-@pytest.fixture(scope="module")
-def fake(tmp_path_factory: pytest.TempPathFactory) -> FakeDocker:
-    return FakeDocker(tmp_path_factory.mktemp("fake-docker"))
-
-
-@pytest.fixture(scope="module")
-def ready() -> Iterator[ReadyzServer]:
-    with readyz_server() as server:
-        yield server
 
 
 def validate(fake: FakeDocker, scenario: str, base_url: str | None, **env: str) -> Run:
@@ -105,16 +94,7 @@ def test_reads_compose_by_service_name_from_the_repo_root(clean: Run, fake: Fake
     assert logs == [["logs", "--no-color", "--since", "10m", s] for s in CLEAN_SERVICES]
     for inv in clean.invocations:
         assert inv["cwd"] == str(ROOT)
-        assert inv["args"][:8] == [
-            "compose",
-            "-p",
-            "prosaas",
-            "-f",
-            "deploy/compose/docker-compose.yml",
-            "-f",
-            "deploy/compose/docker-compose.prod.yml",
-            "--env-file",
-        ]
+        assert inv["args"][:8] == ["compose", *COMPOSE_GLOBALS, "--env-file"]
         assert inv["args"][8:11] == [str(fake.env_file), "--profile", "multi-worker"]
 
 
@@ -269,27 +249,7 @@ def test_base_url_follows_the_env_file_http_port(fake: FakeDocker, tmp_path: Pat
 
 
 def test_ssl_template_checks_https_with_an_untrusted_certificate(fake: FakeDocker, tmp_path: Path) -> None:
-    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    subprocess.run(
-        [
-            "openssl",
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-days",
-            "1",
-            "-subj",
-            "/CN=prosaas.example.com",
-            "-keyout",
-            str(key),
-            "-out",
-            str(cert),
-        ],
-        check=True,
-        capture_output=True,
-    )
+    cert, key = generate_certificate(tmp_path)
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(cert, key)
     server = ReadyzServer(200, NOT_READY_BODY.replace("not_ready", "ready"))
