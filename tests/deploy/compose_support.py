@@ -35,7 +35,12 @@ def compose_command() -> list[str]:
 def production_env_file(tmp: Path, **overrides: str | None) -> Path:
     """The example env file with real-looking secrets; ``None`` removes a variable."""
     lines = []
-    values = {"INTERNAL_SECRET": STRONG_SECRET, "METRICS_TOKEN": STRONG_SECRET[::-1], **overrides}
+    values = {
+        "INTERNAL_SECRET": STRONG_SECRET,
+        "METRICS_TOKEN": STRONG_SECRET[::-1],
+        "AUTH_SECRET": STRONG_SECRET + STRONG_SECRET,
+        **overrides,
+    }
     for line in ENV_EXAMPLE.read_text().splitlines():
         name = line.split("=", 1)[0] if "=" in line and not line.startswith("#") else None
         if name in values:

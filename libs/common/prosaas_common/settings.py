@@ -109,12 +109,12 @@ class CommonSettings(BaseSettings):
         for name in ("database_url", "redis_url"):
             if name not in self.model_fields_set:
                 problems.append(f"{name.upper()}: must be set explicitly in production")
-        if _is_weak_secret(self.internal_secret, "internal_secret" in self.model_fields_set):
+        if is_weak_secret(self.internal_secret, "internal_secret" in self.model_fields_set):
             problems.append(
                 "INTERNAL_SECRET: missing or a default value; set a random secret of at least "
                 f"{MIN_PRODUCTION_SECRET_LENGTH} characters in production"
             )
-        if self.metrics_token is not None and _is_weak_secret(self.metrics_token, True):
+        if self.metrics_token is not None and is_weak_secret(self.metrics_token, True):
             problems.append(
                 f"METRICS_TOKEN: a default or short value; use at least {MIN_PRODUCTION_SECRET_LENGTH} "
                 "random characters (or unset it to use INTERNAL_SECRET)"
@@ -146,7 +146,7 @@ class CommonSettings(BaseSettings):
         return [t for t in tokens if t]
 
 
-def _is_weak_secret(secret: SecretStr, explicitly_set: bool) -> bool:
+def is_weak_secret(secret: SecretStr, explicitly_set: bool) -> bool:
     value = secret.get_secret_value()
     return (
         not explicitly_set

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
+from prosaas_api.auth import router as auth_router
 from prosaas_api.settings import ApiSettings
 from prosaas_common.settings import load_settings
 from prosaas_common.web import create_service_app
@@ -11,10 +12,12 @@ from prosaas_common.web import create_service_app
 
 def create_app(settings: ApiSettings | None = None) -> FastAPI:
     settings = settings or load_settings(ApiSettings, "prosaas-api")
-    return create_service_app(
+    app = create_service_app(
         service="api",
         settings=settings,
         title="ProSaaS API",
         liveness_path="/api/health",
         docs_prefix="/api",
     )
+    app.include_router(auth_router.router)
+    return app

@@ -1,0 +1,1 @@
+"""Sign-in: passwords, tokens, sessions, throttling, the acting principal and permissions."""

@@ -1,0 +1,64 @@
+"""Request and response bodies of /api/auth."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+Email = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=3, max_length=320, pattern=r"^[^@\s]+@[^@\s]+$"),
+]
+
+
+class LoginRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    email: Email
+    password: Annotated[str, Field(min_length=1, max_length=256)]
+    client: Literal["browser", "api"] = Field(
+        "browser", description="browser: HttpOnly cookies + CSRF token; api: tokens in the body"
+    )
+
+
+class RefreshRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    refresh_token: Annotated[str, Field(min_length=16, max_length=256)] | None = Field(
+        None, description="API clients send their refresh token; browsers send the cookie instead"
+    )
+
+
+class BusinessSummary(BaseModel):
+    id: int
+    name: str
+
+
+class Me(BaseModel):
+    id: int
+    email: str
+    full_name: str
+    role: str
+    business: BusinessSummary | None
+    impersonating: bool = False
+
+
+class BrowserSession(BaseModel):
+    """Signed in with cookies; send ``csrf_token`` as ``X-CSRF-Token`` on POST/PUT/PATCH/DELETE."""
+
+    client: Literal["browser"] = "browser"
+    user: Me
+    csrf_token: str
+    access_expires_at: datetime
+
+
+class ApiTokens(BaseModel):
+    client: Literal["api"] = "api"
+    user: Me
+    token_type: Literal["bearer"] = "bearer"
+    access_token: str
+    expires_in: int
+    refresh_token: str
+    refresh_expires_at: datetime
