@@ -44,6 +44,7 @@ async def test_api_client_signs_in_and_reads_me(client: httpx.AsyncClient, make_
         "role": "owner",
         "business": {"id": account.business_id, "name": "Business of Owner@Dental.example"},
         "impersonating": False,
+        "acting_role": "owner",
     }
 
 

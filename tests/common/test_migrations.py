@@ -18,7 +18,14 @@ from prosaas_common.migrate import MIGRATION_LOCK_KEY, run_migrations
 from prosaas_common.settings import to_asyncpg_url
 from tests.support import closed_port, create_database, database_dsn, drop_database, run_module, service_env
 
-EXPECTED_TABLES = {"alembic_version", "businesses", "users", "auth_sessions", "refresh_tokens"}
+EXPECTED_TABLES = {
+    "alembic_version",
+    "businesses",
+    "users",
+    "auth_sessions",
+    "refresh_tokens",
+    "audit_events",
+}
 
 
 @pytest.fixture

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
+from prosaas_api.admin import router as admin_router
 from prosaas_api.auth import router as auth_router
 from prosaas_api.settings import ApiSettings
 from prosaas_common.settings import load_settings
@@ -20,4 +21,5 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         docs_prefix="/api",
     )
     app.include_router(auth_router.router)
+    app.include_router(admin_router.router)
     return app

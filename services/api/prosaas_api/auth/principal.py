@@ -17,6 +17,7 @@ from typing import Annotated, Literal
 from fastapi import Depends, HTTPException, Request
 from redis.asyncio import Redis
 
+from prosaas_api.audit import record_impersonated_request
 from prosaas_api.auth.permissions import Permission, allows
 from prosaas_api.auth.tokens import InvalidToken, read_access_token
 from prosaas_api.settings import ApiSettings
@@ -85,7 +86,7 @@ async def current_principal(request: Request) -> Principal:
     if via == "cookie" and request.method not in SAFE_METHODS:
         check_csrf(request)
     bind_context(user_id=claims.user_id, business_id=claims.business_id)
-    return Principal(
+    principal = Principal(
         user_id=claims.user_id,
         role=UserRole(claims.role),
         business_id=claims.business_id,
@@ -93,6 +94,11 @@ async def current_principal(request: Request) -> Principal:
         impersonating=claims.impersonating,
         via=via,
     )
+    if principal.impersonating and request.method not in SAFE_METHODS:
+        await record_impersonated_request(
+            resources_of(request).sessions, principal, request.method, request.url.path
+        )
+    return principal
 
 
 CurrentPrincipal = Annotated[Principal, Depends(current_principal)]

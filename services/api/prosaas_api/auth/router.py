@@ -31,7 +31,7 @@ from prosaas_api.auth.throttle import LoginThrottle, Throttled
 from prosaas_api.auth.tokens import new_csrf_token
 from prosaas_api.settings import ApiSettings
 from prosaas_common.logging import get_logger
-from prosaas_common.models import Business, User
+from prosaas_common.models import Business, User, UserRole
 from prosaas_common.web import DbSession, resources_of
 
 router = APIRouter(prefix="/api/auth", tags=["auth"])
@@ -48,6 +48,7 @@ def me_of(user: User, business: Business | None, impersonating: bool = False) ->
         role=user.role,
         business=BusinessSummary(id=business.id, name=business.name) if business else None,
         impersonating=impersonating,
+        acting_role=UserRole.OWNER.value if impersonating else user.role,
     )
 
 
@@ -55,8 +56,11 @@ def client_ip(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
-def _respond(tokens: service.IssuedTokens, client: str, settings: ApiSettings, response: Response) -> object:
-    user = me_of(tokens.user, tokens.business)
+def respond_with_tokens(
+    tokens: service.IssuedTokens, client: str, settings: ApiSettings, response: Response
+) -> object:
+    """The body (and for browsers the cookies) that hand new tokens to the client."""
+    user = me_of(tokens.user, tokens.business, tokens.impersonating)
     if client == "api":
         return ApiTokens(
             user=user,
@@ -127,7 +131,7 @@ async def login(
         raise unauthorized("wrong e-mail or password") from None
     await throttle.succeeded(body.email)
     log.info("auth.login", user_id=tokens.user.id, client=body.client)
-    return _respond(tokens, body.client, settings, response)
+    return respond_with_tokens(tokens, body.client, settings, response)
 
 
 @router.post(
@@ -152,7 +156,7 @@ async def refresh(
         raise unauthorized("no refresh token")
     outcome, tokens, session_id = await service.rotate_refresh_token(db, settings, raw)
     if outcome is service.RefreshOutcome.ROTATED and tokens is not None:
-        return _respond(tokens, client, settings, response)
+        return respond_with_tokens(tokens, client, settings, response)
     if outcome is service.RefreshOutcome.REUSED and session_id is not None:
         # Returned, not raised: the boundary must commit the revocation.
         await revoke_session_tokens(resources_of(request).redis, session_id, settings.access_token_ttl)

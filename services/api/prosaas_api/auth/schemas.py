@@ -42,7 +42,10 @@ class Me(BaseModel):
     full_name: str
     role: str
     business: BusinessSummary | None
-    impersonating: bool = False
+    impersonating: bool = Field(
+        False, description="a system admin acting as ``business`` (with ``acting_role``)"
+    )
+    acting_role: str = Field(description="the role the permission checks use (owner while impersonating)")
 
 
 class BrowserSession(BaseModel):

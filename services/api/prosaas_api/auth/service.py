@@ -7,13 +7,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from prosaas_api.auth.passwords import hash_password, needs_rehash, verify_password
 from prosaas_api.auth.tokens import hash_token, issue_access_token, new_refresh_token
 from prosaas_api.settings import ApiSettings
-from prosaas_common.models import AuthSession, Business, RefreshToken, User
+from prosaas_common.models import AuthSession, Business, RefreshToken, User, UserRole
 
 
 class SignInFailed(Exception):
@@ -35,6 +35,7 @@ class IssuedTokens:
     access_expires_at: datetime
     refresh_token: str
     refresh_expires_at: datetime
+    impersonating: bool = False
 
 
 def _now() -> datetime:
@@ -48,21 +49,50 @@ async def _business_of(db: AsyncSession, user: User) -> Business | None:
 async def _issue(
     db: AsyncSession, settings: ApiSettings, user: User, auth_session: AuthSession
 ) -> IssuedTokens:
+    """New tokens for the session. A system admin impersonating a business acts as its owner."""
     raw, token_hash = new_refresh_token()
     refresh_expires = min(auth_session.expires_at, _now() + timedelta(days=settings.refresh_token_ttl_days))
     db.add(RefreshToken(session_id=auth_session.id, token_hash=token_hash, expires_at=refresh_expires))
     await db.flush()
-    business = await _business_of(db, user)
+    impersonating = auth_session.acting_business_id is not None and user.role == UserRole.SYSTEM_ADMIN
+    if impersonating:
+        business = await db.get(Business, auth_session.acting_business_id)
+        role = UserRole.OWNER.value
+    else:
+        business, role = await _business_of(db, user), user.role
     access, access_expires = issue_access_token(
         settings.auth_secret.get_secret_value(),
         user_id=user.id,
         session_id=auth_session.id,
-        role=user.role,
+        role=role,
         business_id=business.id if business else None,
-        impersonating=False,
+        impersonating=impersonating,
         ttl_s=settings.access_token_ttl,
     )
-    return IssuedTokens(user, business, auth_session.id, access, access_expires, raw, refresh_expires)
+    return IssuedTokens(
+        user, business, auth_session.id, access, access_expires, raw, refresh_expires, impersonating
+    )
+
+
+async def switch_acting_business(
+    db: AsyncSession, settings: ApiSettings, session_id: uuid.UUID, business_id: int | None
+) -> IssuedTokens:
+    """Start (a business id) or end (None) impersonation for the session; returns its new tokens.
+
+    The session's unused refresh tokens are dropped (not marked used, which would look like a copy):
+    the caller gets a new one bound to the new acting business.
+    """
+    auth_session = await db.get(AuthSession, session_id, with_for_update=True)
+    if auth_session is None or auth_session.revoked_at is not None:
+        raise SignInFailed
+    user = await db.get(User, auth_session.user_id)
+    if user is None or not user.is_active:
+        raise SignInFailed
+    auth_session.acting_business_id = business_id
+    await db.execute(
+        delete(RefreshToken).where(RefreshToken.session_id == session_id, RefreshToken.used_at.is_(None))
+    )
+    return await _issue(db, settings, user, auth_session)
 
 
 async def sign_in(

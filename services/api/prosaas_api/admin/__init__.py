@@ -1,0 +1,1 @@
+"""Platform administration (system admins): impersonation now; businesses management next."""
