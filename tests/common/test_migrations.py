@@ -25,6 +25,8 @@ EXPECTED_TABLES = {
     "auth_sessions",
     "refresh_tokens",
     "audit_events",
+    "outbound_emails",
+    "password_reset_tokens",
 }
 
 

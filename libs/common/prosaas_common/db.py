@@ -6,7 +6,7 @@ opened the session commits (:func:`unit_of_work`); code below it only flushes.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import datetime
 
@@ -14,7 +14,10 @@ from sqlalchemy import DateTime, MetaData, func
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from prosaas_common.logging import get_logger
 from prosaas_common.settings import CommonSettings, to_asyncpg_url
+
+log = get_logger("prosaas.db")
 
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -58,16 +61,35 @@ def create_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSessi
     return async_sessionmaker(engine, expire_on_commit=False, autoflush=True)
 
 
+AFTER_COMMIT = "prosaas_after_commit"
+
+
+def after_commit(session: AsyncSession, action: Callable[[], Awaitable[object]]) -> None:
+    """Run ``action`` once the session's transaction committed (never if it rolls back).
+
+    Jobs are enqueued this way, so a worker never sees a row that was rolled back. If the action fails
+    after the commit, the work is not lost where an outbox row carries it (it stays pending).
+    """
+    session.info.setdefault(AFTER_COMMIT, []).append(action)
+
+
 @asynccontextmanager
 async def unit_of_work(factory: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:
-    """Open a session for one request or job: commit when the block succeeds, roll back when it raises."""
+    """Open a session for one request or job: commit when the block succeeds, roll back when it raises,
+    then run what :func:`after_commit` registered."""
     async with factory() as session:
         try:
             yield session
             await session.commit()
         except BaseException:
+            session.info.pop(AFTER_COMMIT, None)
             await session.rollback()
             raise
+        for action in session.info.pop(AFTER_COMMIT, []):
+            try:
+                await action()
+            except Exception as exc:
+                log.warning("db.after_commit_failed", error=f"{type(exc).__name__}: {exc}")
 
 
 def pool_status(engine: AsyncEngine) -> dict[str, int]:

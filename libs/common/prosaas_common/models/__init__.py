@@ -1,8 +1,20 @@
 """All ORM tables. Import from here so alembic and the services see one metadata."""
 
 from prosaas_common.models.audit import AuditEvent
-from prosaas_common.models.auth import AuthSession, RefreshToken
+from prosaas_common.models.auth import AuthSession, PasswordResetToken, RefreshToken
 from prosaas_common.models.business import Business
+from prosaas_common.models.email import EmailStatus, OutboundEmail
 from prosaas_common.models.user import ROLES, User, UserRole
 
-__all__ = ["ROLES", "AuditEvent", "AuthSession", "Business", "RefreshToken", "User", "UserRole"]
+__all__ = [
+    "ROLES",
+    "AuditEvent",
+    "AuthSession",
+    "Business",
+    "EmailStatus",
+    "OutboundEmail",
+    "PasswordResetToken",
+    "RefreshToken",
+    "User",
+    "UserRole",
+]
