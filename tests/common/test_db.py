@@ -8,7 +8,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.pool import NullPool
 
-from prosaas_common.db import create_engine, create_session_factory, pool_status, unit_of_work
+from prosaas_common.db import after_commit, create_engine, create_session_factory, pool_status, unit_of_work
 from prosaas_common.models import Business, User, UserRole
 from prosaas_common.settings import CommonSettings, build_settings
 
@@ -82,3 +82,39 @@ async def test_email_is_unique_whatever_its_case(db_engine: AsyncEngine) -> None
     with pytest.raises(IntegrityError):
         async with unit_of_work(sessions) as session:
             session.add(User(email="staff@example.COM", role=UserRole.SYSTEM_ADMIN))
+
+
+async def test_after_commit_actions_run_only_after_a_commit(db_engine: AsyncEngine) -> None:
+    sessions = create_session_factory(db_engine)
+    ran: list[str] = []
+
+    async def note(label: str) -> None:
+        ran.append(label)
+
+    async with unit_of_work(sessions) as session:
+        session.add(Business(name="Kept"))
+        after_commit(session, lambda: note("committed"))
+        assert ran == [], "nothing runs before the commit"
+    assert ran == ["committed"]
+
+    async def fail_after_registering() -> None:
+        async with unit_of_work(sessions) as session:
+            after_commit(session, lambda: note("rolled back"))
+            raise Boom
+
+    with pytest.raises(Boom):
+        await fail_after_registering()
+    assert ran == ["committed"], "a rolled-back block runs nothing"
+
+
+async def test_a_failing_after_commit_action_keeps_the_commit(db_engine: AsyncEngine) -> None:
+    sessions = create_session_factory(db_engine)
+
+    async def broken() -> None:
+        raise ConnectionError("redis is down")
+
+    async with unit_of_work(sessions) as session:
+        session.add(Business(name="Still saved"))
+        after_commit(session, broken)
+    async with sessions() as session:
+        assert await session.scalar(select(func.count()).select_from(Business)) == 1

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
+from prosaas_common.db import after_commit
+
 if TYPE_CHECKING:
     from arq.connections import ArqRedis
     from arq.jobs import Job
+    from sqlalchemy.ext.asyncio import AsyncSession
 
 
 class Queue(StrEnum):
@@ -53,3 +57,20 @@ async def enqueue(
         _defer_by=defer_by,
         **kwargs,
     )
+
+
+def enqueue_after_commit(
+    session: AsyncSession,
+    pool: Callable[[], Awaitable[ArqRedis]],
+    function: str,
+    *args: Any,
+    queue: Queue = Queue.DEFAULT,
+    job_id: str | None = None,
+    **kwargs: Any,
+) -> None:
+    """Enqueue once ``session`` committed, so a worker never sees a row that was rolled back."""
+
+    async def send() -> None:
+        await enqueue(await pool(), function, *args, queue=queue, job_id=job_id, **kwargs)
+
+    after_commit(session, send)

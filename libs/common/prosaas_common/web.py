@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from typing import Annotated
 
 import uvicorn
+from arq.connections import ArqRedis
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse, Response
 from redis.asyncio import Redis
@@ -28,7 +29,7 @@ from prosaas_common.db import create_engine, create_session_factory, pool_status
 from prosaas_common.health import CoalescedReadiness, postgres_check, redis_check
 from prosaas_common.logging import bind_context, clear_context, get_logger
 from prosaas_common.metrics import UNMATCHED_ROUTE, HttpMetrics
-from prosaas_common.redis import create_redis
+from prosaas_common.redis import create_arq_pool, create_redis
 from prosaas_common.settings import CommonSettings
 
 REQUEST_ID_HEADER = "x-request-id"
@@ -48,6 +49,13 @@ class ServiceResources:
     metrics: HttpMetrics
     readiness: CoalescedReadiness
     started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    _job_pool: ArqRedis | None = None
+
+    async def job_pool(self) -> ArqRedis:
+        """The arq pool for enqueueing jobs, connected on first use (the service starts without it)."""
+        if self._job_pool is None:
+            self._job_pool = await create_arq_pool(self.settings.redis_url)
+        return self._job_pool
 
     @classmethod
     def open(cls, service: str, settings: CommonSettings, metrics: HttpMetrics) -> ServiceResources:
@@ -70,6 +78,8 @@ class ServiceResources:
         )
 
     async def close(self) -> None:
+        if self._job_pool is not None:
+            await self._job_pool.aclose()
         await self.redis.aclose()
         await self.engine.dispose()
 

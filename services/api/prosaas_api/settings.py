@@ -23,6 +23,8 @@ class ApiSettings(CommonSettings):
     # Proxies whose X-Forwarded-* headers are trusted (nginx in front); "*" only behind a private network.
     forwarded_allow_ips: str = "127.0.0.1"
 
+    # Base URL of the tenant app, for links in e-mails (password reset).
+    app_url: str = "http://localhost:5000"
     # Signs access tokens (HS256). Rotating it signs everyone out within ACCESS_TOKEN_TTL.
     auth_secret: SecretStr = SecretStr(DEV_AUTH_SECRET)
     access_token_ttl: Annotated[int, Field(ge=60, le=3600)] = 900

@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Body, Depends, HTTPException, Request, Response
 from fastapi.responses import JSONResponse
 
-from prosaas_api.auth import service
+from prosaas_api.auth import password_reset, service
 from prosaas_api.auth.principal import (
     ACCESS_COOKIE,
     CSRF_COOKIE,
@@ -20,16 +20,21 @@ from prosaas_api.auth.principal import (
     unauthorized,
 )
 from prosaas_api.auth.schemas import (
+    Accepted,
     ApiTokens,
     BrowserSession,
     BusinessSummary,
+    ForgotRequest,
     LoginRequest,
     Me,
     RefreshRequest,
+    ResetRequest,
 )
 from prosaas_api.auth.throttle import LoginThrottle, Throttled
 from prosaas_api.auth.tokens import new_csrf_token
 from prosaas_api.settings import ApiSettings
+from prosaas_common.db import after_commit
+from prosaas_common.jobs import enqueue_after_commit
 from prosaas_common.logging import get_logger
 from prosaas_common.models import Business, User, UserRole
 from prosaas_common.web import DbSession, resources_of
@@ -190,3 +195,42 @@ async def me(principal: CurrentPrincipal, db: DbSession) -> Me:
         raise unauthorized("this account no longer exists or is inactive")
     business = await db.get(Business, principal.business_id) if principal.business_id else None
     return me_of(user, business, principal.impersonating)
+
+
+@router.post("/forgot", operation_id="auth_forgot", status_code=202, response_model=Accepted)
+async def forgot(body: ForgotRequest, request: Request, db: DbSession, settings: Settings) -> Accepted:
+    """Always 202: whether the e-mail has an account is not revealed. The link is e-mailed by a job."""
+    email_id = await password_reset.request_reset(db, settings, body.email)
+    if email_id is not None:
+        enqueue_after_commit(
+            db, resources_of(request).job_pool, "deliver_email", email_id, job_id=f"email:{email_id}"
+        )
+    return Accepted(detail="if an account uses this e-mail, a reset link is on its way")
+
+
+@router.post(
+    "/reset",
+    operation_id="auth_reset",
+    status_code=204,
+    responses={400: {"description": "the link is invalid, used or expired"}},
+)
+async def reset(body: ResetRequest, request: Request, db: DbSession, settings: Settings) -> Response:
+    try:
+        changed = await password_reset.reset_password(db, body.token, body.new_password)
+    except password_reset.InvalidResetToken:
+        raise HTTPException(status_code=400, detail="the reset link is invalid, used or expired") from None
+    redis = resources_of(request).redis
+
+    async def end_sessions() -> None:
+        for session_id in changed.ended_sessions:
+            await revoke_session_tokens(redis, session_id, settings.access_token_ttl)
+        await LoginThrottle(
+            redis,
+            per_account=settings.login_max_failures_per_account,
+            per_ip=settings.login_max_failures_per_ip,
+            window_s=settings.login_failure_window,
+        ).succeeded(changed.email)
+
+    after_commit(db, end_sessions)
+    log.info("auth.password_reset", sessions_ended=len(changed.ended_sessions))
+    return Response(status_code=204)

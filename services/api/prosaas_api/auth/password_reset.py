@@ -1,0 +1,113 @@
+"""Forgotten passwords: a single-use link valid for 60 minutes, e-mailed through the outbox.
+
+Whether an e-mail belongs to an account is never revealed: the caller gets the same answer either way.
+The link carries the token in the URL fragment (not sent to servers or written to access logs); only its
+SHA-256 hash is stored. A reset ends every session of the account.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from prosaas_api.auth.passwords import hash_password
+from prosaas_api.auth.tokens import hash_token, new_refresh_token
+from prosaas_api.settings import ApiSettings
+from prosaas_common.models import AuthSession, Business, OutboundEmail, PasswordResetToken, User
+
+RESET_LINK_TTL = timedelta(minutes=60)
+# At most this many reset e-mails per account per hour (no mail-bombing through the form).
+MAX_RESETS_PER_HOUR = 3
+
+
+class InvalidResetToken(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class PasswordChanged:
+    email: str
+    ended_sessions: list[uuid.UUID]
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def reset_email_body(link: str) -> str:
+    return (
+        "Someone asked to reset the password of your ProSaaS account.\n\n"
+        f"To choose a new password, open this link within 60 minutes:\n{link}\n\n"
+        "If it was not you, ignore this e-mail: your password stays as it is.\n"
+    )
+
+
+async def request_reset(db: AsyncSession, settings: ApiSettings, email: str) -> int | None:
+    """Create a reset link and its outbox e-mail for an active account; the e-mail's id, or None."""
+    user = await db.scalar(select(User).where(func.lower(User.email) == email.strip().lower()))
+    if user is None or not user.is_active:
+        return None
+    if user.business_id is not None:
+        business = await db.get(Business, user.business_id)
+        if business is None or not business.is_active:
+            return None
+    recent = await db.scalar(
+        select(func.count())
+        .select_from(PasswordResetToken)
+        .where(
+            PasswordResetToken.user_id == user.id, PasswordResetToken.created_at > _now() - timedelta(hours=1)
+        )
+    )
+    if (recent or 0) >= MAX_RESETS_PER_HOUR:
+        return None
+    raw, token_hash = new_refresh_token()
+    token = PasswordResetToken(user_id=user.id, token_hash=token_hash, expires_at=_now() + RESET_LINK_TTL)
+    db.add(token)
+    await db.flush()
+    link = f"{settings.app_url.rstrip('/')}/reset-password#token={raw}"
+    message = OutboundEmail(
+        business_id=user.business_id,
+        dedup_key=f"password-reset:{token.id}",
+        to_address=user.email,
+        subject="Reset your ProSaaS password",
+        body_text=reset_email_body(link),
+    )
+    db.add(message)
+    await db.flush()
+    return message.id
+
+
+async def reset_password(db: AsyncSession, raw_token: str, new_password: str) -> PasswordChanged:
+    """Set the new password, spend the link (and any other open link), end every session."""
+    now = _now()
+    token = await db.scalar(
+        select(PasswordResetToken)
+        .where(PasswordResetToken.token_hash == hash_token(raw_token))
+        .with_for_update()
+    )
+    if token is None or token.used_at is not None or token.expires_at <= now:
+        raise InvalidResetToken
+    user = await db.get(User, token.user_id)
+    if user is None or not user.is_active:
+        raise InvalidResetToken
+    user.password_hash = hash_password(new_password)
+    await db.execute(
+        update(PasswordResetToken)
+        .where(PasswordResetToken.user_id == user.id, PasswordResetToken.used_at.is_(None))
+        .values(used_at=now)
+    )
+    ended = list(
+        (
+            await db.execute(
+                update(AuthSession)
+                .where(AuthSession.user_id == user.id, AuthSession.revoked_at.is_(None))
+                .values(revoked_at=now, revoked_reason="password_reset")
+                .returning(AuthSession.id)
+            )
+        ).scalars()
+    )
+    return PasswordChanged(email=user.email, ended_sessions=ended)

@@ -1,0 +1,120 @@
+"""Forgotten passwords: nothing revealed, an outbox e-mail and its job after commit, single-use links,
+every session ended by a reset."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import httpx
+from arq.connections import ArqRedis
+from sqlalchemy import select, text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from prosaas_common.jobs import Queue
+from prosaas_common.models import OutboundEmail
+from tests.api.conftest import PASSWORD, Account
+
+MakeAccount = Callable[..., Awaitable[Account]]
+NEW_PASSWORD = "a brand new passphrase"
+ACCEPTED = {"status": "accepted", "detail": "if an account uses this e-mail, a reset link is on its way"}
+
+
+async def outbox(engine: AsyncEngine) -> list[OutboundEmail]:
+    async with engine.connect() as conn:
+        rows = await conn.execute(select(OutboundEmail).order_by(OutboundEmail.id))
+        return list(rows.all())  # type: ignore[arg-type]
+
+
+def token_in(body: str) -> str:
+    match = re.search(r"/reset-password#token=([A-Za-z0-9_-]+)", body)
+    assert match, body
+    return match.group(1)
+
+
+async def login(client: httpx.AsyncClient, email: str, password: str) -> httpx.Response:
+    return await client.post("/api/auth/login", json={"email": email, "password": password, "client": "api"})
+
+
+async def forgot(client: httpx.AsyncClient, email: str) -> dict[str, Any]:
+    response = await client.post("/api/auth/forgot", json={"email": email})
+    assert response.status_code == 202
+    body: dict[str, Any] = response.json()
+    return body
+
+
+async def test_known_and_unknown_addresses_get_the_same_answer(
+    client: httpx.AsyncClient, make_account: MakeAccount, db_engine: AsyncEngine, pool: ArqRedis
+) -> None:
+    await make_account()
+    await make_account("gone@dental.example", user_active=False)
+    assert await forgot(client, "nobody@dental.example") == ACCEPTED
+    assert await forgot(client, "gone@dental.example") == ACCEPTED
+    assert await outbox(db_engine) == []
+    assert await pool.zcard(Queue.DEFAULT.value) == 0
+
+    assert await forgot(client, "Owner@Dental.example") == ACCEPTED
+    [email] = await outbox(db_engine)
+    assert email.to_address == "owner@dental.example"
+    assert email.status == "pending"
+    assert email.dedup_key.startswith("password-reset:")
+    assert "http://localhost:5000/reset-password#token=" in email.body_text
+    # The delivery job was enqueued after the commit, keyed by the outbox row.
+    assert await pool.zrange(Queue.DEFAULT.value, 0, -1) == [f"email:{email.id}".encode()]
+
+
+async def test_reset_sets_the_password_spends_the_link_and_ends_sessions(
+    client: httpx.AsyncClient, make_account: MakeAccount, db_engine: AsyncEngine
+) -> None:
+    account = await make_account()
+    signed_in = (await login(client, account.email, PASSWORD)).json()
+    await forgot(client, account.email)
+    await forgot(client, account.email)
+    first, second = [token_in(e.body_text) for e in await outbox(db_engine)]
+
+    reset = await client.post("/api/auth/reset", json={"token": second, "new_password": NEW_PASSWORD})
+    assert reset.status_code == 204
+    assert (await login(client, account.email, NEW_PASSWORD)).status_code == 200
+    assert (await login(client, account.email, PASSWORD)).status_code == 401
+    me = await client.get("/api/auth/me", headers={"Authorization": f"Bearer {signed_in['access_token']}"})
+    assert me.status_code == 401, "sessions from before the reset are over"
+    refreshed = await client.post("/api/auth/refresh", json={"refresh_token": signed_in["refresh_token"]})
+    assert refreshed.status_code == 401
+    for spent in (second, first):
+        again = await client.post(
+            "/api/auth/reset", json={"token": spent, "new_password": "yet another passphrase"}
+        )
+        assert again.status_code == 400
+        assert again.json() == {"detail": "the reset link is invalid, used or expired"}
+
+
+async def test_an_expired_link_is_refused(
+    client: httpx.AsyncClient, make_account: MakeAccount, db_engine: AsyncEngine
+) -> None:
+    await make_account()
+    await forgot(client, "owner@dental.example")
+    [email] = await outbox(db_engine)
+    async with db_engine.begin() as conn:
+        await conn.execute(text("UPDATE password_reset_tokens SET expires_at = now() - interval '1 second'"))
+    response = await client.post(
+        "/api/auth/reset", json={"token": token_in(email.body_text), "new_password": NEW_PASSWORD}
+    )
+    assert response.status_code == 400
+
+
+async def test_a_weak_new_password_is_a_422_on_that_field(client: httpx.AsyncClient) -> None:
+    response = await client.post("/api/auth/reset", json={"token": "x" * 32, "new_password": "short"})
+    assert response.status_code == 422
+    [error] = response.json()["detail"]
+    assert error["loc"] == ["body", "new_password"]
+    assert "at least 12 characters" in error["msg"]
+
+
+async def test_reset_mails_are_limited_per_account_and_hour(
+    client: httpx.AsyncClient, make_account: MakeAccount, db_engine: AsyncEngine
+) -> None:
+    await make_account()
+    for _ in range(5):
+        assert await forgot(client, "owner@dental.example") == ACCEPTED
+    assert len(await outbox(db_engine)) == 3
