@@ -137,7 +137,7 @@ def test_external_network_name_is_configurable(tmp_path: Path) -> None:
     assert networks["prosaas"]["name"] == "acme-net"
 
 
-@pytest.mark.parametrize("missing", ["DATABASE_URL", "INTERNAL_SECRET", "AUTH_SECRET"])
+@pytest.mark.parametrize("missing", ["DATABASE_URL", "INTERNAL_SECRET", "AUTH_SECRET", "SMTP_URL", "APP_URL"])
 def test_production_refuses_to_render_without_required_settings(tmp_path: Path, missing: str) -> None:
     env_file = production_env_file(tmp_path, **{missing: None})
     done = run_config([BASE, PROD], env_file)
