@@ -3,18 +3,70 @@
 from __future__ import annotations
 
 import socket
+from dataclasses import dataclass
+from email.utils import parseaddr
 from typing import Annotated, Any
+from urllib.parse import parse_qs, unquote, urlsplit
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import NoDecode
 
 from prosaas_common.jobs import Queue
-from prosaas_common.settings import CommonSettings, load_settings
+from prosaas_common.settings import AppEnv, CommonSettings, load_settings
 
 SERVICE = "prosaas-worker"
 # arq writes the health key with a TTL of interval + 1 s; a container health check that runs every
 # 30 s or so needs the key refreshed at least that often.
 MAX_HEALTH_INTERVAL_S = 30
+DEFAULT_SMTP_URL = "smtp://127.0.0.1:1025"
+DEFAULT_SMTP_FROM = "ProSaaS <no-reply@localhost>"
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("0", "false", "no", "off")
+
+
+@dataclass(frozen=True)
+class SmtpServer:
+    """Where and how to submit mail, parsed from ``SMTP_URL`` by :func:`parse_smtp_url`."""
+
+    host: str
+    port: int
+    username: str | None = None
+    password: str | None = None
+    use_tls: bool = False  # smtps://: TLS from the first byte
+    start_tls: bool = False  # smtp://…?starttls=true: plain connect, then STARTTLS (required)
+
+
+def parse_smtp_url(url: str) -> SmtpServer:
+    """``smtp://[user:pass@]host[:port][?starttls=true]`` or ``smtps://[user:pass@]host[:port]``.
+
+    Ports default to 25 (smtp), 587 (smtp with STARTTLS) and 465 (smtps). ValueError says what is wrong
+    without repeating the URL (it may hold a password).
+    """
+    parts = urlsplit(url.strip())
+    if parts.scheme not in ("smtp", "smtps"):
+        raise ValueError("must be an smtp:// or smtps:// URL (smtp://[user:pass@]host:port[?starttls=true])")
+    if not parts.hostname:
+        raise ValueError("names no host (smtp://[user:pass@]host:port)")
+    try:
+        port = parts.port
+    except ValueError:
+        raise ValueError("has an invalid port") from None
+    query = {k.lower(): v[-1].strip().lower() for k, v in parse_qs(parts.query).items()}
+    unknown = set(query) - {"starttls"}
+    if unknown:
+        raise ValueError(f"unknown option(s) {', '.join(sorted(unknown))} (only starttls=true|false)")
+    starttls = query.get("starttls", "false")
+    if starttls not in _TRUE + _FALSE:
+        raise ValueError("starttls must be true or false")
+    use_tls = parts.scheme == "smtps"
+    start_tls = starttls in _TRUE
+    if use_tls and start_tls:
+        raise ValueError("smtps:// is already TLS; starttls=true applies to smtp:// only")
+    username = unquote(parts.username) if parts.username else None
+    password = unquote(parts.password) if parts.password is not None else None
+    if port is None:
+        port = 465 if use_tls else 587 if start_tls else 25
+    return SmtpServer(parts.hostname, port, username, password, use_tls, start_tls)
 
 
 class WorkerConfig(CommonSettings):
@@ -31,6 +83,45 @@ class WorkerConfig(CommonSettings):
     worker_instance_id: Annotated[str, Field(min_length=1, max_length=200)] = Field(
         default_factory=socket.gethostname
     )
+
+    # Mail submission (the deliver_email job): see parse_smtp_url for the URL forms.
+    smtp_url: str = DEFAULT_SMTP_URL
+    smtp_from: str = DEFAULT_SMTP_FROM
+    smtp_timeout: Annotated[float, Field(gt=0, le=300)] = 20.0
+
+    @field_validator("smtp_url")
+    @classmethod
+    def _smtp_url(cls, value: str) -> str:
+        parse_smtp_url(value)
+        return value.strip()
+
+    @field_validator("smtp_from")
+    @classmethod
+    def _smtp_from(cls, value: str) -> str:
+        _, address = parseaddr(value)
+        if "@" not in address or address.startswith("@") or address.endswith("@"):
+            raise ValueError("must be an address like 'ProSaaS <no-reply@example.com>'")
+        return value.strip()
+
+    @model_validator(mode="after")
+    def _smtp_in_production(self) -> WorkerConfig:
+        if self.app_env is AppEnv.PRODUCTION and (
+            "smtp_url" not in self.model_fields_set or self.smtp_url == DEFAULT_SMTP_URL
+        ):
+            raise ValueError(
+                "SMTP_URL: must be set explicitly in production (the default points at a local test "
+                "server); e.g. smtp://user:pass@smtp.example.com:587?starttls=true"
+            )
+        return self
+
+    @property
+    def smtp_server(self) -> SmtpServer:
+        return parse_smtp_url(self.smtp_url)
+
+    @property
+    def smtp_from_address(self) -> str:
+        """The bare address of SMTP_FROM (the envelope sender and the Message-ID domain)."""
+        return parseaddr(self.smtp_from)[1]
 
     @field_validator("worker_instance_id")
     @classmethod

@@ -1,0 +1,236 @@
+"""deliver_email against a real SMTP server (aiosmtpd), real Postgres and Redis, through real arq workers."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import pytest
+from arq import Retry
+from arq.connections import ArqRedis
+from sqlalchemy import insert, select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from prosaas_common.jobs import Queue, enqueue
+from prosaas_common.models.email import OutboundEmail
+from prosaas_common.settings import ConfigError, build_settings
+from prosaas_worker.context import JobContext, WorkerResources
+from prosaas_worker.email_transport import message_id
+from prosaas_worker.jobs import ALL_JOBS
+from prosaas_worker.jobs.email import email_job_id
+from prosaas_worker.registry import arq_functions
+from prosaas_worker.settings import WorkerConfig, parse_smtp_url
+from tests.support import closed_port
+from tests.worker.conftest import LogCapture, MakeConfig, RunGroup
+from tests.worker.smtp_server import SmtpServer, smtp_server
+
+TO = "lead@example.com"
+
+
+@pytest.fixture
+def smtp() -> Iterator[SmtpServer]:
+    with smtp_server() as server:
+        yield server
+
+
+async def add_email(engine: AsyncEngine, dedup_key: str = "reset:1", to: str = TO) -> int:
+    values = {"dedup_key": dedup_key, "to_address": to, "subject": "Reset", "body_text": "Hello,\nclick."}
+    async with engine.begin() as conn:
+        return int(
+            (
+                await conn.execute(insert(OutboundEmail).values(**values).returning(OutboundEmail.id))
+            ).scalar_one()
+        )
+
+
+async def row(engine: AsyncEngine, email_id: int) -> Any:
+    async with engine.connect() as conn:
+        return (await conn.execute(select(OutboundEmail.__table__).where(OutboundEmail.id == email_id))).one()
+
+
+@pytest.fixture
+async def direct(make_config: MakeConfig) -> AsyncIterator[Any]:
+    """``await run(email_id, job_try=1, **config)``: the registered (instrumented) job, without arq."""
+    [function] = [f for f in arq_functions(ALL_JOBS) if f.name == "deliver_email"]
+    created: list[WorkerResources] = []
+
+    async def run(email_id: int, job_try: int = 1, **overrides: Any) -> Any:
+        resources = WorkerResources.create(make_config(**overrides))
+        created.append(resources)
+        ctx: JobContext = resources.job_context(Queue.DEFAULT, max_tries=8)
+        ctx.update(job_id=email_job_id(email_id), job_try=job_try)
+        return await function.coroutine(ctx, email_id)
+
+    yield run
+    for resources in created:
+        await resources.dispose()
+
+
+async def test_delivered_through_a_worker_then_idempotent(
+    make_config: MakeConfig, run_group: RunGroup, pool: ArqRedis, db_engine: AsyncEngine, smtp: SmtpServer
+) -> None:
+    email_id = await add_email(db_engine)
+    job = await enqueue(pool, "deliver_email", email_id, job_id=email_job_id(email_id))
+    assert job is not None
+    async with run_group(make_config(worker_queues="default", smtp_url=smtp.url)):
+        assert await job.result(timeout=10, poll_delay=0.05) == "sent"
+        # Same job id: arq drops it (result kept); another id for the same row: runs, sends nothing.
+        assert await enqueue(pool, "deliver_email", email_id, job_id=email_job_id(email_id)) is None
+        again = await enqueue(pool, "deliver_email", email_id, job_id=f"email:{email_id}:dup")
+        assert again is not None
+        assert await again.result(timeout=10, poll_delay=0.05) == "skipped"
+
+    [received] = smtp.handler.messages()
+    assert received.mail_from == "no-reply@localhost"
+    assert received.rcpt_tos == [TO]
+    message = received.message
+    assert (message["To"], message["Subject"]) == (TO, "Reset")
+    assert message["From"] == "ProSaaS <no-reply@localhost>"
+    assert message["Message-ID"] == message_id("reset:1", "no-reply@localhost")
+    assert message["Message-ID"].endswith("@localhost>")
+    assert len(message["Message-ID"]) == 44
+    assert message["Date"]
+    assert message.get_content().replace("\r\n", "\n") == "Hello,\nclick.\n"  # CRLF on the wire
+    stored = await row(db_engine, email_id)
+    assert (stored.status, stored.attempts, stored.last_error) == ("sent", 1, None)
+    assert stored.sent_at is not None
+
+
+async def test_running_again_or_for_a_missing_row_sends_nothing(
+    direct: Any, db_engine: AsyncEngine, smtp: SmtpServer, debug_logs: LogCapture
+) -> None:
+    email_id = await add_email(db_engine)
+    assert await direct(email_id, smtp_url=smtp.url) == "sent"
+    assert await direct(email_id, job_try=2, smtp_url=smtp.url) == "skipped"
+    assert await direct(email_id + 100, smtp_url=smtp.url) == "missing"
+    assert len(smtp.handler.messages()) == 1
+    assert (await row(db_engine, email_id)).attempts == 1
+    [sent] = debug_logs.events("email.sent", email_id=email_id)
+    assert sent["level"] == "debug"
+    assert debug_logs.events("email.missing", email_id=email_id + 100)
+    ours = [r for r in debug_logs.records() if str(r.get("logger", "")).startswith("prosaas")]
+    assert ours
+    assert "click" not in str(ours)
+
+
+async def test_concurrent_duplicates_send_once(direct: Any, db_engine: AsyncEngine, smtp: SmtpServer) -> None:
+    email_id = await add_email(db_engine)
+    smtp.handler.data_delay_s = 0.3  # the first sender holds the row lock while the second waits
+    results = await asyncio.gather(*(direct(email_id, smtp_url=smtp.url) for _ in range(2)))
+    assert sorted(results) == ["sent", "skipped"]
+    assert len(smtp.handler.messages()) == 1
+    assert (await row(db_engine, email_id)).attempts == 1
+
+
+async def test_permanent_refusal_fails_the_row_without_retry(
+    make_config: MakeConfig,
+    run_group: RunGroup,
+    pool: ArqRedis,
+    redis: Any,
+    db_engine: AsyncEngine,
+    smtp: SmtpServer,
+    info_logs: LogCapture,
+) -> None:
+    smtp.handler.refuse["nobody@example.com"] = "550 5.1.1 no such mailbox"
+    email_id = await add_email(db_engine, to="nobody@example.com")
+    job = await enqueue(pool, "deliver_email", email_id, job_id=email_job_id(email_id))
+    assert job is not None
+    async with run_group(make_config(worker_queues="default", smtp_url=smtp.url)):
+        assert await job.result(timeout=10, poll_delay=0.05) == "failed"
+    assert not await redis.exists(f"arq:retry:{job.job_id}")
+    assert await pool.zscore(Queue.DEFAULT.value, job.job_id) is None
+    stored = await row(db_engine, email_id)
+    assert (stored.status, stored.attempts, stored.sent_at) == ("failed", 1, None)
+    assert "550" in stored.last_error
+    assert "no such mailbox" in stored.last_error
+    [rejected] = info_logs.events("email.rejected", email_id=email_id)
+    assert (rejected["level"], rejected["code"]) == ("warning", 550)
+    assert not [r for r in info_logs.records() if r["level"] == "error"]
+    assert not info_logs.events("job.retrying")
+    assert smtp.handler.messages() == []
+
+
+async def test_unreachable_server_commits_the_attempt_and_retries_later(
+    direct: Any, db_engine: AsyncEngine, debug_logs: LogCapture
+) -> None:
+    email_id = await add_email(db_engine)
+    url = f"smtp://127.0.0.1:{closed_port()}"
+    with pytest.raises(Retry) as first:
+        await direct(email_id, job_try=1, smtp_url=url)
+    assert first.value.defer_score == 30_000
+    stored = await row(db_engine, email_id)
+    assert (stored.status, stored.attempts) == ("pending", 1)
+    assert stored.last_error.startswith("SMTPConnectError")
+
+    with pytest.raises(Retry) as third:
+        await direct(email_id, job_try=3, smtp_url=url)
+    assert third.value.defer_score == 120_000
+    assert (await row(db_engine, email_id)).attempts == 2
+    retrying = debug_logs.events("job.retrying", job="deliver_email", job_id=email_job_id(email_id))
+    assert [r["defer_s"] for r in retrying] == [30.0, 120.0]
+
+
+# Settings ----------------------------------------------------------------------------------------
+@pytest.fixture
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("SMTP_URL", "SMTP_FROM", "SMTP_TIMEOUT", "APP_ENV"):
+        monkeypatch.delenv(name, raising=False)
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("smtp://127.0.0.1:1025", ("127.0.0.1", 1025, None, None, False, False)),
+        (
+            "smtp://u%40x:p%3Aw@mail.example.com?starttls=true",
+            ("mail.example.com", 587, "u@x", "p:w", False, True),
+        ),
+        ("smtps://u:p@mail.example.com", ("mail.example.com", 465, "u", "p", True, False)),
+        ("smtp://mail.example.com", ("mail.example.com", 25, None, None, False, False)),
+    ],
+)
+def test_smtp_url_forms(url: str, expected: tuple[Any, ...]) -> None:
+    s = parse_smtp_url(url)
+    assert (s.host, s.port, s.username, s.password, s.use_tls, s.start_tls) == expected
+
+
+@pytest.mark.usefixtures("clean_env")
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("http://mail.example.com", "must be an smtp:// or smtps:// URL"),
+        ("smtp://:25", "names no host"),
+        ("smtp://h:25?starttls=maybe", "starttls must be true or false"),
+        ("smtps://h?starttls=true", "smtps:// is already TLS"),
+        ("smtp://h:25?tls=1", "unknown option(s) tls"),
+    ],
+)
+def test_bad_smtp_url_is_refused_clearly(url: str, message: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        build_settings(WorkerConfig, smtp_url=url)
+    [line] = caught.value.lines
+    assert line.startswith("SMTP_URL=<hidden>: ")
+    assert message in line
+
+
+@pytest.mark.usefixtures("clean_env")
+def test_production_refuses_the_default_smtp_url() -> None:
+    base = {
+        "app_env": "production",
+        "database_url": "postgresql://db/prosaas",
+        "redis_url": "redis://redis:6379/0",
+        "internal_secret": "x9" * 16,
+    }
+    for extra in ({}, {"smtp_url": "smtp://127.0.0.1:1025"}):
+        with pytest.raises(ConfigError) as caught:
+            build_settings(WorkerConfig, **base, **extra)
+        assert caught.value.lines == [
+            "SMTP_URL: must be set explicitly in production (the default points at a local test server); "
+            "e.g. smtp://user:pass@smtp.example.com:587?starttls=true"
+        ]
+    config = build_settings(WorkerConfig, **base, smtp_url="smtps://u:p@smtp.example.com")
+    assert config.smtp_server.use_tls
+    assert config.smtp_timeout == 20.0
+    with pytest.raises(ConfigError, match="SMTP_FROM"):
+        build_settings(WorkerConfig, smtp_from="nobody")
