@@ -57,6 +57,15 @@ def me_of(user: User, business: Business | None, impersonating: bool = False) ->
     )
 
 
+def login_throttle(request: Request, settings: ApiSettings) -> LoginThrottle:
+    return LoginThrottle(
+        resources_of(request).redis,
+        per_account=settings.login_max_failures_per_account,
+        per_ip=settings.login_max_failures_per_ip,
+        window_s=settings.login_failure_window,
+    )
+
+
 def client_ip(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
@@ -104,12 +113,7 @@ def _clear_cookies(response: Response) -> None:
 async def login(
     body: LoginRequest, request: Request, response: Response, db: DbSession, settings: Settings
 ) -> object:
-    throttle = LoginThrottle(
-        resources_of(request).redis,
-        per_account=settings.login_max_failures_per_account,
-        per_ip=settings.login_max_failures_per_ip,
-        window_s=settings.login_failure_window,
-    )
+    throttle = login_throttle(request, settings)
     ip = client_ip(request)
     try:
         await throttle.check(body.email, ip)
@@ -224,12 +228,7 @@ async def reset(body: ResetRequest, request: Request, db: DbSession, settings: S
     async def end_sessions() -> None:
         for session_id in changed.ended_sessions:
             await revoke_session_tokens(redis, session_id, settings.access_token_ttl)
-        await LoginThrottle(
-            redis,
-            per_account=settings.login_max_failures_per_account,
-            per_ip=settings.login_max_failures_per_ip,
-            window_s=settings.login_failure_window,
-        ).succeeded(changed.email)
+        await login_throttle(request, settings).succeeded(changed.email)
 
     after_commit(db, end_sessions)
     log.info("auth.password_reset", sessions_ended=len(changed.ended_sessions))
