@@ -118,3 +118,28 @@ async def test_reset_mails_are_limited_per_account_and_hour(
     for _ in range(5):
         assert await forgot(client, "owner@dental.example") == ACCEPTED
     assert len(await outbox(db_engine)) == 3
+
+
+async def test_a_signed_in_change_keeps_this_session_and_ends_the_others(
+    client: httpx.AsyncClient, make_account: MakeAccount
+) -> None:
+    account = await make_account()
+    here = (await login(client, account.email, PASSWORD)).json()
+    elsewhere = (await login(client, account.email, PASSWORD)).json()
+    auth = {"Authorization": f"Bearer {here['access_token']}"}
+
+    wrong = {"current_password": "not my password", "new_password": NEW_PASSWORD}
+    assert (await client.post("/api/auth/password", json=wrong, headers=auth)).status_code == 400
+    weak = {"current_password": PASSWORD, "new_password": "short"}
+    assert (await client.post("/api/auth/password", json=weak, headers=auth)).status_code == 422
+    change = {"current_password": PASSWORD, "new_password": NEW_PASSWORD}
+    assert (await client.post("/api/auth/password", json=change)).status_code == 401, "signed-in users only"
+
+    assert (await client.post("/api/auth/password", json=change, headers=auth)).status_code == 204
+    assert (await client.get("/api/auth/me", headers=auth)).status_code == 200, "this session goes on"
+    other = {"Authorization": f"Bearer {elsewhere['access_token']}"}
+    assert (await client.get("/api/auth/me", headers=other)).status_code == 401
+    refreshed = await client.post("/api/auth/refresh", json={"refresh_token": elsewhere["refresh_token"]})
+    assert refreshed.status_code == 401
+    assert (await login(client, account.email, PASSWORD)).status_code == 401
+    assert (await login(client, account.email, NEW_PASSWORD)).status_code == 200

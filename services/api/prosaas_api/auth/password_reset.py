@@ -1,4 +1,5 @@
-"""Forgotten passwords: a single-use link valid for 60 minutes, e-mailed through the outbox.
+"""Password changes. Forgotten passwords: a single-use link valid for 60 minutes, e-mailed through the
+outbox; a signed-in user changes theirs with the current one.
 
 Whether an e-mail belongs to an account is never revealed: the caller gets the same answer either way.
 The link carries the token in the URL fragment (not sent to servers or written to access logs); only its
@@ -14,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from prosaas_api.auth.passwords import hash_password
+from prosaas_api.auth.passwords import hash_password, verify_password
 from prosaas_api.auth.tokens import hash_token, new_refresh_token
 from prosaas_api.settings import ApiSettings
 from prosaas_common.models import AuthSession, Business, OutboundEmail, PasswordResetToken, User
@@ -25,6 +26,10 @@ MAX_RESETS_PER_HOUR = 3
 
 
 class InvalidResetToken(Exception):
+    pass
+
+
+class WrongPassword(Exception):
     pass
 
 
@@ -81,6 +86,33 @@ async def request_reset(db: AsyncSession, settings: ApiSettings, email: str) -> 
     return message.id
 
 
+async def end_sessions(
+    db: AsyncSession, user_id: int, reason: str, keep: uuid.UUID | None = None
+) -> list[uuid.UUID]:
+    """Revoke the user's open sessions (all, or all but ``keep``); returns the ended ids."""
+    statement = (
+        update(AuthSession)
+        .where(AuthSession.user_id == user_id, AuthSession.revoked_at.is_(None))
+        .values(revoked_at=_now(), revoked_reason=reason)
+        .returning(AuthSession.id)
+    )
+    if keep is not None:
+        statement = statement.where(AuthSession.id != keep)
+    return list((await db.execute(statement)).scalars())
+
+
+async def change_password(
+    db: AsyncSession, user_id: int, current_password: str, new_password: str, keep_session: uuid.UUID
+) -> PasswordChanged:
+    """A signed-in user's change: needs the current password; ends every other session."""
+    user = await db.get(User, user_id)
+    if user is None or not user.is_active or not verify_password(user.password_hash, current_password):
+        raise WrongPassword
+    user.password_hash = hash_password(new_password)
+    ended = await end_sessions(db, user.id, "password_change", keep=keep_session)
+    return PasswordChanged(email=user.email, ended_sessions=ended)
+
+
 async def reset_password(db: AsyncSession, raw_token: str, new_password: str) -> PasswordChanged:
     """Set the new password, spend the link (and any other open link), end every session."""
     now = _now()
@@ -100,14 +132,5 @@ async def reset_password(db: AsyncSession, raw_token: str, new_password: str) ->
         .where(PasswordResetToken.user_id == user.id, PasswordResetToken.used_at.is_(None))
         .values(used_at=now)
     )
-    ended = list(
-        (
-            await db.execute(
-                update(AuthSession)
-                .where(AuthSession.user_id == user.id, AuthSession.revoked_at.is_(None))
-                .values(revoked_at=now, revoked_reason="password_reset")
-                .returning(AuthSession.id)
-            )
-        ).scalars()
-    )
+    ended = await end_sessions(db, user.id, "password_reset")
     return PasswordChanged(email=user.email, ended_sessions=ended)

@@ -27,6 +27,7 @@ from prosaas_api.auth.schemas import (
     ForgotRequest,
     LoginRequest,
     Me,
+    PasswordChange,
     RefreshRequest,
     ResetRequest,
 )
@@ -223,13 +224,37 @@ async def reset(body: ResetRequest, request: Request, db: DbSession, settings: S
         changed = await password_reset.reset_password(db, body.token, body.new_password)
     except password_reset.InvalidResetToken:
         raise HTTPException(status_code=400, detail="the reset link is invalid, used or expired") from None
-    redis = resources_of(request).redis
-
-    async def end_sessions() -> None:
-        for session_id in changed.ended_sessions:
-            await revoke_session_tokens(redis, session_id, settings.access_token_ttl)
-        await login_throttle(request, settings).succeeded(changed.email)
-
-    after_commit(db, end_sessions)
+    after_commit(db, lambda: _sessions_ended(request, settings, changed))
     log.info("auth.password_reset", sessions_ended=len(changed.ended_sessions))
+    return Response(status_code=204)
+
+
+async def _sessions_ended(
+    request: Request, settings: ApiSettings, changed: password_reset.PasswordChanged
+) -> None:
+    """After the commit: refuse the ended sessions' access tokens at once, clear the sign-in throttle."""
+    redis = resources_of(request).redis
+    for session_id in changed.ended_sessions:
+        await revoke_session_tokens(redis, session_id, settings.access_token_ttl)
+    await login_throttle(request, settings).succeeded(changed.email)
+
+
+@router.post(
+    "/password",
+    operation_id="auth_change_password",
+    status_code=204,
+    responses={400: {"description": "the current password is wrong"}},
+)
+async def change_password(
+    body: PasswordChange, principal: CurrentPrincipal, request: Request, db: DbSession, settings: Settings
+) -> Response:
+    """Change the signed-in user's password; every other session of the account ends."""
+    try:
+        changed = await password_reset.change_password(
+            db, principal.user_id, body.current_password, body.new_password, principal.session_id
+        )
+    except password_reset.WrongPassword:
+        raise HTTPException(status_code=400, detail="the current password is wrong") from None
+    after_commit(db, lambda: _sessions_ended(request, settings, changed))
+    log.info("auth.password_changed", user_id=principal.user_id, sessions_ended=len(changed.ended_sessions))
     return Response(status_code=204)

@@ -75,10 +75,9 @@ class ForgotRequest(BaseModel):
     email: Email
 
 
-class ResetRequest(BaseModel):
+class NewPassword(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    token: Annotated[str, Field(min_length=16, max_length=256)]
     new_password: Annotated[str, Field(min_length=1, max_length=256)]
 
     @field_validator("new_password")
@@ -88,6 +87,14 @@ class ResetRequest(BaseModel):
         if problem:
             raise ValueError(problem)
         return value
+
+
+class ResetRequest(NewPassword):
+    token: Annotated[str, Field(min_length=16, max_length=256)]
+
+
+class PasswordChange(NewPassword):
+    current_password: Annotated[str, Field(min_length=1, max_length=256)]
 
 
 class Accepted(BaseModel):
