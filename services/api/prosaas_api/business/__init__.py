@@ -1,0 +1,1 @@
+"""The principal's own business and its settings."""
