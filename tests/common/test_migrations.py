@@ -27,6 +27,8 @@ EXPECTED_TABLES = {
     "audit_events",
     "outbound_emails",
     "password_reset_tokens",
+    "business_phone_numbers",
+    "lead_statuses",
 }
 
 

@@ -9,6 +9,7 @@ SHA-256 hash is stored. A reset ends every session of the account.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -60,6 +61,27 @@ async def request_reset(db: AsyncSession, settings: ApiSettings, email: str) -> 
         business = await db.get(Business, user.business_id)
         if business is None or not business.is_active:
             return None
+    return await issue_password_link(
+        db, settings, user, kind="password-reset", ttl=RESET_LINK_TTL, subject="Reset your ProSaaS password",
+        body=reset_email_body,
+    )  # fmt: skip
+
+
+async def issue_password_link(
+    db: AsyncSession,
+    settings: ApiSettings,
+    user: User,
+    *,
+    kind: str,
+    ttl: timedelta,
+    subject: str,
+    body: Callable[[str], str],
+) -> int | None:
+    """Store a single-use set-password token and its outbox e-mail (``body(link)``); the e-mail's id.
+
+    Used for resets and for invitations (an invited owner sets a first password the same way).
+    At most :data:`MAX_RESETS_PER_HOUR` per account per hour; beyond that nothing is sent.
+    """
     recent = await db.scalar(
         select(func.count())
         .select_from(PasswordResetToken)
@@ -70,16 +92,16 @@ async def request_reset(db: AsyncSession, settings: ApiSettings, email: str) -> 
     if (recent or 0) >= MAX_RESETS_PER_HOUR:
         return None
     raw, token_hash = new_refresh_token()
-    token = PasswordResetToken(user_id=user.id, token_hash=token_hash, expires_at=_now() + RESET_LINK_TTL)
+    token = PasswordResetToken(user_id=user.id, token_hash=token_hash, expires_at=_now() + ttl)
     db.add(token)
     await db.flush()
     link = f"{settings.app_url.rstrip('/')}/reset-password#token={raw}"
     message = OutboundEmail(
         business_id=user.business_id,
-        dedup_key=f"password-reset:{token.id}",
+        dedup_key=f"{kind}:{token.id}",
         to_address=user.email,
-        subject="Reset your ProSaaS password",
-        body_text=reset_email_body(link),
+        subject=subject,
+        body_text=body(link),
     )
     db.add(message)
     await db.flush()

@@ -8,6 +8,7 @@ from zoneinfo import available_timezones
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
+IANA_ZONES = frozenset(available_timezones())
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 Locale = Annotated[str, StringConstraints(pattern=r"^[a-z]{2,3}(-[A-Z]{2})?$")]
 
@@ -49,9 +50,6 @@ class BusinessUpdate(BaseModel):
     @field_validator("timezone")
     @classmethod
     def _iana(cls, value: str | None) -> str | None:
-        if value is not None and value not in _ZONES:
+        if value is not None and value not in IANA_ZONES:
             raise ValueError("not an IANA time zone (e.g. Europe/Berlin, America/New_York)")
         return value
-
-
-_ZONES = frozenset(available_timezones())
