@@ -1,8 +1,9 @@
 """Fixtures for every suite: one migrated Postgres database per test run, a clean Redis db per test.
 
 Postgres: a database ``prosaas_test_<random>`` is created and migrated once per run and dropped at the
-end; tables are truncated after each test that used it. Redis: ``TEST_REDIS_URL`` (db 15 by default)
-is flushed before and after each test that uses it. Nothing is left behind.
+end; tables are truncated after each test that used it. Redis: the run's own database (see
+``tests.support.TEST_REDIS_URL``: db 15 unless another run holds it) is flushed before and after each test
+that uses it. Nothing is left behind.
 """
 
 from __future__ import annotations

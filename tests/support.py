@@ -21,8 +21,37 @@ from asgi_lifespan import LifespanManager
 ROOT = Path(__file__).resolve().parent.parent
 # A maintenance connection used to create and drop the per-run databases.
 ADMIN_DSN = os.environ.get("TEST_POSTGRES_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
-# Tests use their own Redis database (flushed around every test), never the development db 0.
-TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+REDIS_SERVER = os.environ.get("TEST_REDIS_SERVER", "redis://127.0.0.1:6379")
+TEST_REDIS_LOCK = "prosaas-tests:redis-db:{}"
+
+
+def _claim_redis_db() -> str:
+    """A Redis database of this test run alone (flushed around every test), never the development db 0.
+
+    Two runs on one machine (a developer's ``make test`` while CI runs) would flush each other's queues,
+    so each run claims a free db from 15 down to 1 with a lock key in db 0 (released at exit, expiring
+    after 3 h if the run dies) and exports it as TEST_REDIS_URL for the processes it starts.
+    ``TEST_REDIS_URL`` set beforehand is used as it is.
+    """
+    preset = os.environ.get("TEST_REDIS_URL")
+    if preset:
+        return preset
+    import atexit
+
+    from redis import Redis as SyncRedis
+
+    control = SyncRedis.from_url(f"{REDIS_SERVER}/0")
+    for db in range(15, 0, -1):
+        key = TEST_REDIS_LOCK.format(db)
+        if control.set(key, os.getpid(), nx=True, ex=3 * 3600):
+            atexit.register(control.delete, key)
+            url = f"{REDIS_SERVER}/{db}"
+            os.environ["TEST_REDIS_URL"] = url
+            return url
+    raise RuntimeError("every Redis test database (1-15) is claimed by another test run")
+
+
+TEST_REDIS_URL = _claim_redis_db()
 
 
 def database_dsn(name: str) -> str:
