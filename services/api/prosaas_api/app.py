@@ -8,6 +8,7 @@ from prosaas_api.admin import router as admin_router
 from prosaas_api.auth import router as auth_router
 from prosaas_api.business import router as business_router
 from prosaas_api.settings import ApiSettings
+from prosaas_api.users import router as users_router
 from prosaas_common.settings import load_settings
 from prosaas_common.web import create_service_app
 
@@ -24,4 +25,5 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     app.include_router(auth_router.router)
     app.include_router(admin_router.router)
     app.include_router(business_router.router)
+    app.include_router(users_router.router)
     return app

@@ -4,8 +4,6 @@ deactivate and reactivate. Every change is recorded in the audit trail."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
-from datetime import timedelta
 
 from fastapi import HTTPException
 from sqlalchemy import func, select, update
@@ -14,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from prosaas_api import audit
 from prosaas_api.admin.schemas import AdminBusinessOut, BusinessCreate
-from prosaas_api.auth.password_reset import issue_password_link
+from prosaas_api.auth.password_reset import send_invitation
 from prosaas_api.auth.principal import Principal
 from prosaas_api.settings import ApiSettings
 from prosaas_common.models import (
@@ -26,18 +24,6 @@ from prosaas_common.models import (
     User,
     UserRole,
 )
-
-INVITATION_TTL = timedelta(days=7)
-
-
-def invitation_body(business_name: str) -> Callable[[str], str]:
-    def body(link: str) -> str:
-        return (
-            f"You have been made the owner of {business_name} on ProSaaS.\n\n"
-            f"Choose your password here (the link works once, for 7 days):\n{link}\n"
-        )
-
-    return body
 
 
 def conflict(detail: str, **extra: object) -> HTTPException:
@@ -110,15 +96,7 @@ async def create(
         await db.flush()
     except IntegrityError:  # a concurrent request took the e-mail or a number in between
         raise conflict("the owner e-mail or a phone number was just taken; try again") from None
-    invitation = await issue_password_link(
-        db,
-        settings,
-        owner,
-        kind="invitation",
-        ttl=INVITATION_TTL,
-        subject=f"You're invited to run {business.name} on ProSaaS",
-        body=invitation_body(business.name),
-    )
+    invitation = await send_invitation(db, settings, owner, business.name)
     await audit.record(
         db,
         principal,

@@ -22,6 +22,7 @@ from prosaas_api.settings import ApiSettings
 from prosaas_common.models import AuthSession, Business, OutboundEmail, PasswordResetToken, User
 
 RESET_LINK_TTL = timedelta(minutes=60)
+INVITATION_TTL = timedelta(days=7)
 # At most this many reset e-mails per account per hour (no mail-bombing through the form).
 MAX_RESETS_PER_HOUR = 3
 
@@ -156,3 +157,25 @@ async def reset_password(db: AsyncSession, raw_token: str, new_password: str) ->
     )
     ended = await end_sessions(db, user.id, "password_reset")
     return PasswordChanged(email=user.email, ended_sessions=ended)
+
+
+async def send_invitation(
+    db: AsyncSession, settings: ApiSettings, user: User, business_name: str
+) -> int | None:
+    """E-mail a new user a link (7 days) to choose their first password; the outbox e-mail's id."""
+
+    def body(link: str) -> str:
+        return (
+            f"You have been invited to {business_name} on ProSaaS as {user.role}.\n\n"
+            f"Choose your password here (the link works once, for 7 days):\n{link}\n"
+        )
+
+    return await issue_password_link(
+        db,
+        settings,
+        user,
+        kind="invitation",
+        ttl=INVITATION_TTL,
+        subject=f"You're invited to {business_name} on ProSaaS",
+        body=body,
+    )

@@ -1,0 +1,1 @@
+"""The people of one business: list, invite, change role, deactivate."""
