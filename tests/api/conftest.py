@@ -15,6 +15,7 @@ from prosaas_api.auth.passwords import hash_password
 from prosaas_api.settings import ApiSettings
 from prosaas_common.db import create_session_factory, unit_of_work
 from prosaas_common.models import Business, User, UserRole
+from prosaas_common.provision import provision_business
 from prosaas_common.settings import build_settings
 from tests.support import asgi_client
 
@@ -70,6 +71,7 @@ def make_account(db_engine: AsyncEngine) -> Callable[..., Awaitable[Account]]:
                 business = Business(name=f"Business of {email}", is_active=business_active)
                 db.add(business)
                 await db.flush()
+                await provision_business(db, business)
                 business_id = business.id
             user = User(
                 email=email,

@@ -2,21 +2,39 @@
 
 from prosaas_common.models.audit import AuditEvent
 from prosaas_common.models.auth import AuthSession, PasswordResetToken, RefreshToken
+from prosaas_common.models.background_job import BackgroundJob, JobState
 from prosaas_common.models.business import Business
+from prosaas_common.models.business_settings import BusinessSettings
 from prosaas_common.models.email import EmailStatus, OutboundEmail
+from prosaas_common.models.events import DomainEvent
+from prosaas_common.models.intake import MAX_INTAKE_ENDPOINTS, LeadIntakeEndpoint, LeadIntakeReceipt
+from prosaas_common.models.lead import Lead, LeadActivity, LeadNote, LeadStatusChange
+from prosaas_common.models.lead_import import LeadImport
 from prosaas_common.models.lead_status import DEFAULT_LEAD_STATUSES, LeadStatus
 from prosaas_common.models.phone import BusinessPhoneNumber
 from prosaas_common.models.user import ROLES, User, UserRole
 
 __all__ = [
     "DEFAULT_LEAD_STATUSES",
+    "MAX_INTAKE_ENDPOINTS",
     "ROLES",
     "AuditEvent",
     "AuthSession",
+    "BackgroundJob",
     "Business",
     "BusinessPhoneNumber",
+    "BusinessSettings",
+    "DomainEvent",
     "EmailStatus",
+    "JobState",
+    "Lead",
+    "LeadActivity",
+    "LeadImport",
+    "LeadIntakeEndpoint",
+    "LeadIntakeReceipt",
+    "LeadNote",
     "LeadStatus",
+    "LeadStatusChange",
     "OutboundEmail",
     "PasswordResetToken",
     "RefreshToken",

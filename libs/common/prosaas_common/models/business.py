@@ -15,4 +15,6 @@ class Business(TimestampMixin, Base):
     name: Mapped[str] = mapped_column(String(200), nullable=False)
     timezone: Mapped[str] = mapped_column(String(64), nullable=False, server_default="UTC")
     locale: Mapped[str] = mapped_column(String(16), nullable=False, server_default="en")
+    # ISO 3166 region for phone numbers written without +country (leads, settings, imports).
+    default_region: Mapped[str] = mapped_column(String(2), nullable=False, server_default="US")
     is_active: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default=true())

@@ -16,14 +16,13 @@ from prosaas_api.auth.password_reset import send_invitation
 from prosaas_api.auth.principal import Principal
 from prosaas_api.settings import ApiSettings
 from prosaas_common.models import (
-    DEFAULT_LEAD_STATUSES,
     AuthSession,
     Business,
     BusinessPhoneNumber,
-    LeadStatus,
     User,
     UserRole,
 )
+from prosaas_common.provision import provision_business
 
 
 def conflict(detail: str, **extra: object) -> HTTPException:
@@ -67,21 +66,12 @@ async def create(
         )
         if taken:
             raise conflict("phone numbers already belong to another business", phone_numbers=sorted(taken))
-    business = Business(name=body.name, timezone=body.timezone, locale=body.locale)
+    business = Business(
+        name=body.name, timezone=body.timezone, locale=body.locale, default_region=body.default_region
+    )
     db.add(business)
     await db.flush()
-    for position, (key, name, color, is_default) in enumerate(DEFAULT_LEAD_STATUSES):
-        db.add(
-            LeadStatus(
-                business_id=business.id,
-                key=key,
-                name=name,
-                color=color,
-                position=position,
-                is_default=is_default,
-                is_system=True,
-            )
-        )
+    await provision_business(db, business)
     for number in body.phone_numbers:
         db.add(BusinessPhoneNumber(business_id=business.id, e164=number))
     owner = User(

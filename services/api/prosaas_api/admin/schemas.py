@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validat
 
 from prosaas_api.auth.schemas import Email
 from prosaas_api.business.schemas import IANA_ZONES, BusinessOut, Locale, Name
-from prosaas_api.phones import SUPPORTED_REGIONS, to_e164
+from prosaas_common.phones import SUPPORTED_REGIONS, to_e164
 
 MAX_PHONE_NUMBERS = 20
 
