@@ -207,6 +207,7 @@ class LeadWriter:
             if rank is not None and rank != lead.rank:
                 lead.rank = rank
                 await self.db.flush()
+                await self.db.refresh(lead)  # updated_at is set by the database
             return False
         previous = await self.status(lead.status_id)
         lead.status_id = target.id
