@@ -34,6 +34,7 @@ async def test_staff_read_and_managers_update_their_business(
         "name": "Business of owner@dental.example",
         "timezone": "UTC",
         "locale": "en",
+        "default_region": "US",
         "is_active": True,
     }
     change = {"name": "Bright Smiles", "timezone": "Europe/Berlin", "locale": "de"}

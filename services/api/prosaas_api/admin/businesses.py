@@ -44,6 +44,7 @@ async def out(db: AsyncSession, business: Business) -> AdminBusinessOut:
         name=business.name,
         timezone=business.timezone,
         locale=business.locale,
+        default_region=business.default_region,
         is_active=business.is_active,
         created_at=business.created_at,
         phone_numbers=await numbers_of(db, business.id),

@@ -25,6 +25,7 @@ def business_out(business: Business) -> BusinessOut:
         name=business.name,
         timezone=business.timezone,
         locale=business.locale,
+        default_region=business.default_region,
         is_active=business.is_active,
     )
 

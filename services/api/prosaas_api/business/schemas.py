@@ -18,6 +18,7 @@ class BusinessOut(BaseModel):
     name: str
     timezone: str
     locale: str
+    default_region: str = Field(description="ISO 3166 region for phone numbers written without +country")
     is_active: bool
 
 
