@@ -182,13 +182,16 @@ def build_ops_router(resources_of: Callable[[Request], ServiceResources], *, liv
             )
         return resources
 
-    @router.get(liveness_path, summary="Liveness: the process and its event loop answer")
+    @router.get(
+        liveness_path, operation_id="ops_liveness", summary="Liveness: the process and its event loop answer"
+    )
     async def liveness(request: Request) -> dict[str, str]:
         resources = resources_of(request)
         return {"status": "ok", "service": resources.service, "version": __version__}
 
     @router.get(
         "/readyz",
+        operation_id="ops_readiness",
         summary="Readiness: Postgres SELECT 1 and Redis PING, each within 2 s (coalesced, ≤ 1 s old)",
     )
     async def readiness(request: Request) -> JSONResponse:
@@ -197,7 +200,9 @@ def build_ops_router(resources_of: Callable[[Request], ServiceResources], *, liv
         body = {"service": resources.service, **report.as_dict()}
         return JSONResponse(body, status_code=200 if report.ready else 503)
 
-    @router.get("/version", summary="Version, git sha, build id, start time and uptime")
+    @router.get(
+        "/version", operation_id="ops_version", summary="Version, git sha, build id, start time and uptime"
+    )
     async def version(request: Request) -> dict[str, object]:
         resources = resources_of(request)
         return {
@@ -209,12 +214,21 @@ def build_ops_router(resources_of: Callable[[Request], ServiceResources], *, liv
             "uptime_s": round((datetime.now(UTC) - resources.started_at).total_seconds(), 3),
         }
 
-    @router.get("/metrics", summary="Prometheus metrics (token required)", response_class=Response)
+    @router.get(
+        "/metrics",
+        operation_id="ops_metrics",
+        summary="Prometheus metrics (token required)",
+        response_class=Response,
+    )
     async def prometheus_metrics(request: Request) -> Response:
         resources = require_metrics_token(request)
         return Response(resources.metrics.prometheus_text(), media_type="text/plain; version=0.0.4")
 
-    @router.get("/metrics.json", summary="Metrics summary with latency percentiles (token required)")
+    @router.get(
+        "/metrics.json",
+        operation_id="ops_metrics_json",
+        summary="Metrics summary with latency percentiles (token required)",
+    )
     async def json_metrics(request: Request) -> dict[str, object]:
         resources = require_metrics_token(request)
         return resources.metrics.summary()

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from typing import Annotated, Literal
 
 from fastapi import Depends, HTTPException, Request
+from fastapi.dependencies.models import Dependant
+from fastapi.routing import APIRoute
 from redis.asyncio import Redis
 
 from prosaas_api.audit import record_impersonated_request
@@ -31,6 +33,7 @@ CSRF_COOKIE = "prosaas_csrf"
 CSRF_HEADER = "x-csrf-token"
 REVOKED_SESSION_KEY = "auth:revoked_session:{}"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+PERMISSION_ATTRIBUTE = "prosaas_permission"
 
 
 @dataclass(frozen=True)
@@ -112,4 +115,17 @@ def require(permission: Permission) -> Callable[[Principal], Awaitable[Principal
             raise HTTPException(status_code=403, detail=f"your role may not {permission.value}")
         return principal
 
+    setattr(check, PERMISSION_ATTRIBUTE, permission)  # read back by route_permission()
     return check
+
+
+def route_permission(route: APIRoute) -> Permission | None:
+    """The permission a route requires through :func:`require` (None for public routes)."""
+    pending: list[Dependant] = [route.dependant]
+    while pending:
+        dependant = pending.pop()
+        found = getattr(dependant.call, PERMISSION_ATTRIBUTE, None)
+        if isinstance(found, Permission):
+            return found
+        pending.extend(dependant.dependencies)
+    return None
