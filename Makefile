@@ -8,8 +8,8 @@ INSTALL_STAMP := $(VENV)/.installed
 PYTEST := $(BIN)/python -m pytest
 
 .DEFAULT_GOAL := help
-.PHONY: help install dev check-services migrate migrate-down test test-common test-api test-calls \
-        test-worker test-scheduler test-deploy lint typecheck format clean \
+.PHONY: help install dev seed check-services migrate migrate-down test test-common test-api test-calls \
+        test-worker test-scheduler test-deploy lint typecheck format clean api-operations \
         deploy validate ps logs up-multi-worker network
 
 help: ## List the targets
@@ -34,6 +34,9 @@ migrate-down: install ## Revert every migration (alembic downgrade base) — dev
 
 dev: install check-services migrate ## Run api, calls, worker and scheduler together (Ctrl-C stops all)
 	$(BIN)/honcho start -f Procfile
+
+seed: install check-services migrate ## Demo business, users, statuses and ~200 leads for make dev
+	@set -a; [ ! -f .env ] || . ./.env; set +a; $(BIN)/python -m prosaas_api seed-demo $(SEED_ARGS)
 
 test: install ## Run every test suite
 	$(PYTEST) tests
@@ -82,6 +85,9 @@ lint: install ## ruff lint and format check
 
 typecheck: install ## mypy (strict)
 	$(BIN)/mypy
+
+api-operations: install ## Regenerate docs/api-operations.md (operation ids and permissions)
+	$(BIN)/python -m prosaas_api.operations_doc > docs/api-operations.md
 
 format: install ## Apply ruff formatting and safe fixes
 	$(BIN)/ruff check --fix .

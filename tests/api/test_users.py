@@ -142,3 +142,12 @@ async def test_another_business_users_are_404_never_403(
         assert response.status_code == 404, path
     listed = (await client.get("/api/users", headers=theirs)).json()["items"]
     assert [u["email"] for u in listed] == ["owner@other.example"]
+
+
+async def test_nobody_deactivates_their_own_account(client: httpx.AsyncClient, make_account: MakeAccount) -> None:
+    people = await team(make_account)
+    await make_account("owner2@dental.example", UserRole.OWNER, business_id=people["owner"].business_id)
+    owner = await auth_for(client, people["owner"].email)
+    response = await client.post(f"/api/users/{people['owner'].user_id}/deactivate", headers=owner)
+    assert response.status_code == 409
+    assert (await client.get("/api/auth/me", headers=owner)).status_code == 200

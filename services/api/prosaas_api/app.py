@@ -7,6 +7,14 @@ from fastapi import FastAPI
 from prosaas_api.admin import router as admin_router
 from prosaas_api.auth import router as auth_router
 from prosaas_api.business import router as business_router
+from prosaas_api.business import settings_router as business_settings_router
+from prosaas_api.input_guards import install_input_guards
+from prosaas_api.intake import public as intake_public
+from prosaas_api.intake import router as intake_router
+from prosaas_api.lead_io import router as lead_io_router
+from prosaas_api.leads import notes as lead_notes
+from prosaas_api.leads import router as leads_router
+from prosaas_api.leads import statuses as lead_statuses
 from prosaas_api.settings import ApiSettings
 from prosaas_api.users import router as users_router
 from prosaas_common.settings import load_settings
@@ -22,8 +30,17 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         liveness_path="/api/health",
         docs_prefix="/api",
     )
+    install_input_guards(app)
     app.include_router(auth_router.router)
     app.include_router(admin_router.router)
     app.include_router(business_router.router)
+    app.include_router(business_settings_router.router)
     app.include_router(users_router.router)
+    app.include_router(intake_router.router)
+    app.include_router(intake_public.router)
+    # Fixed /api/leads/... paths before /api/leads/{lead_id}.
+    app.include_router(lead_io_router)
+    app.include_router(leads_router.router)
+    app.include_router(lead_notes.router)
+    app.include_router(lead_statuses.router)
     return app

@@ -22,6 +22,7 @@ from prosaas_api.auth.principal import (
 from prosaas_api.auth.router import respond_with_tokens
 from prosaas_api.auth.schemas import ApiTokens, BrowserSession
 from prosaas_api.business.schemas import BusinessUpdate
+from prosaas_api.ids import MAX_ROW_ID, RowId
 from prosaas_api.settings import ApiSettings
 from prosaas_common.db import after_commit
 from prosaas_common.jobs import enqueue_after_commit
@@ -47,7 +48,7 @@ def _client(principal: Principal) -> str:
     responses={404: {"description": "no active business with that id"}},
 )
 async def impersonate(
-    business_id: int, principal: PlatformAdmin, response: Response, db: DbSession, settings: Settings
+    business_id: RowId, principal: PlatformAdmin, response: Response, db: DbSession, settings: Settings
 ) -> object:
     business = await db.get(Business, business_id)
     if business is None or not business.is_active:
@@ -75,7 +76,7 @@ async def exit_impersonation(
     return respond_with_tokens(tokens, _client(principal), settings, response)
 
 
-async def _business(db: DbSession, business_id: int, *, for_update: bool = False) -> Business:
+async def _business(db: DbSession, business_id: RowId, *, for_update: bool = False) -> Business:
     business = await db.get(Business, business_id, with_for_update=for_update)
     if business is None:
         raise HTTPException(status_code=404, detail="business not found")
@@ -108,7 +109,7 @@ async def list_businesses(
     principal: PlatformAdmin,
     db: DbSession,
     q: Annotated[str | None, Query(max_length=200, description="part of the name")] = None,
-    after: Annotated[int | None, Query(gt=0)] = None,
+    after: Annotated[int | None, Query(gt=0, le=MAX_ROW_ID)] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> AdminBusinessPage:
     query = select(Business).order_by(Business.id).limit(limit + 1)
@@ -125,7 +126,7 @@ async def list_businesses(
 
 
 @router.get("/businesses/{business_id}", operation_id="admin_get_business", response_model=AdminBusinessOut)
-async def get_business(business_id: int, principal: PlatformAdmin, db: DbSession) -> AdminBusinessOut:
+async def get_business(business_id: RowId, principal: PlatformAdmin, db: DbSession) -> AdminBusinessOut:
     return await businesses.out(db, await _business(db, business_id))
 
 
@@ -133,7 +134,7 @@ async def get_business(business_id: int, principal: PlatformAdmin, db: DbSession
     "/businesses/{business_id}", operation_id="admin_update_business", response_model=AdminBusinessOut
 )
 async def update_business(
-    business_id: int, body: BusinessUpdate, principal: PlatformAdmin, db: DbSession
+    business_id: RowId, body: BusinessUpdate, principal: PlatformAdmin, db: DbSession
 ) -> AdminBusinessOut:
     business = await _business(db, business_id, for_update=True)
     changes = body.model_dump(exclude_unset=True, exclude_none=True)
@@ -148,7 +149,7 @@ async def update_business(
 
 
 async def _set_active(
-    business_id: int,
+    business_id: RowId,
     active: bool,
     principal: Principal,
     request: Request,
@@ -173,7 +174,7 @@ async def _set_active(
     response_model=AdminBusinessOut,
 )
 async def deactivate_business(
-    business_id: int, principal: PlatformAdmin, request: Request, db: DbSession, settings: Settings
+    business_id: RowId, principal: PlatformAdmin, request: Request, db: DbSession, settings: Settings
 ) -> AdminBusinessOut:
     """Its users can no longer sign in, and their open sessions end at once."""
     return await _set_active(business_id, False, principal, request, db, settings)
@@ -185,6 +186,6 @@ async def deactivate_business(
     response_model=AdminBusinessOut,
 )
 async def activate_business(
-    business_id: int, principal: PlatformAdmin, request: Request, db: DbSession, settings: Settings
+    business_id: RowId, principal: PlatformAdmin, request: Request, db: DbSession, settings: Settings
 ) -> AdminBusinessOut:
     return await _set_active(business_id, True, principal, request, db, settings)

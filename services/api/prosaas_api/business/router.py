@@ -10,6 +10,7 @@ from prosaas_api import audit
 from prosaas_api.auth.permissions import Permission
 from prosaas_api.auth.principal import Principal, require
 from prosaas_api.business.schemas import AuditEntry, AuditPage, BusinessOut, BusinessUpdate
+from prosaas_api.ids import MAX_ROW_ID
 from prosaas_api.tenancy import TenantRepository, not_found, tenant_of
 from prosaas_common.models import AuditEvent, Business
 from prosaas_common.web import DbSession
@@ -65,7 +66,9 @@ class AuditRepository(TenantRepository[AuditEvent]):
 async def list_audit(
     principal: Manager,
     db: DbSession,
-    before: Annotated[int | None, Query(gt=0, description="only events older than this id")] = None,
+    before: Annotated[
+        int | None, Query(gt=0, le=MAX_ROW_ID, description="only events older than this id")
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> AuditPage:
     """Who changed what in this business, newest first (keyset pagination on the event id)."""

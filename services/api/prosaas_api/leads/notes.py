@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 
 from prosaas_api.auth.permissions import Permission, allows
 from prosaas_api.auth.principal import Principal, require
+from prosaas_api.ids import MAX_ROW_ID, RowId
 from prosaas_api.leads import service
 from prosaas_api.leads.query import LeadRepository
 from prosaas_api.leads.schemas import (
@@ -25,7 +26,7 @@ from prosaas_common.web import DbSession
 router = APIRouter(prefix="/api/leads/{lead_id}", tags=["leads"])
 Reader = Annotated[Principal, Depends(require(Permission.LEADS_READ))]
 Writer = Annotated[Principal, Depends(require(Permission.LEADS_WRITE))]
-Before = Annotated[int | None, Query(gt=0, description="only entries older than this id")]
+Before = Annotated[int | None, Query(gt=0, le=MAX_ROW_ID, description="only entries older than this id")]
 Limit = Annotated[int, Query(ge=1, le=200)]
 
 
@@ -50,7 +51,7 @@ def note_out(note: LeadNote) -> NoteOut:
 
 @router.get("/notes", operation_id="lead_notes_list", response_model=NotePage)
 async def list_notes(
-    lead_id: int, principal: Reader, db: DbSession, before: Before = None, limit: Limit = 50
+    lead_id: RowId, principal: Reader, db: DbSession, before: Before = None, limit: Limit = 50
 ) -> NotePage:
     await LeadRepository(db, principal).get(lead_id)
     query = NoteRepository(db, principal).query().where(LeadNote.lead_id == lead_id)
@@ -63,7 +64,7 @@ async def list_notes(
 
 @router.post("/notes", operation_id="lead_notes_create", status_code=201, response_model=NoteOut)
 async def add_note(
-    lead_id: int, body: NoteCreate, principal: Writer, db: DbSession, request: Request
+    lead_id: RowId, body: NoteCreate, principal: Writer, db: DbSession, request: Request
 ) -> NoteOut:
     lead = await LeadRepository(db, principal).get(lead_id)
     note = await service.writer_for(request, db, principal).add_note(lead, body.body)
@@ -71,7 +72,7 @@ async def add_note(
     return note_out(note)
 
 
-async def own_note(db: DbSession, principal: Principal, lead_id: int, note_id: int) -> LeadNote:
+async def own_note(db: DbSession, principal: Principal, lead_id: RowId, note_id: RowId) -> LeadNote:
     """The note, if the caller wrote it or may manage leads (owners, admins)."""
     note = await NoteRepository(db, principal).get(note_id, for_update=True)
     if note.lead_id != lead_id:
@@ -83,7 +84,7 @@ async def own_note(db: DbSession, principal: Principal, lead_id: int, note_id: i
 
 @router.patch("/notes/{note_id}", operation_id="lead_notes_update", response_model=NoteOut)
 async def edit_note(
-    lead_id: int, note_id: int, body: NoteCreate, principal: Writer, db: DbSession
+    lead_id: RowId, note_id: RowId, body: NoteCreate, principal: Writer, db: DbSession
 ) -> NoteOut:
     note = await own_note(db, principal, lead_id, note_id)
     note.body = body.body
@@ -93,7 +94,7 @@ async def edit_note(
 
 
 @router.delete("/notes/{note_id}", operation_id="lead_notes_delete", status_code=204)
-async def delete_note(lead_id: int, note_id: int, principal: Writer, db: DbSession) -> Response:
+async def delete_note(lead_id: RowId, note_id: RowId, principal: Writer, db: DbSession) -> Response:
     note = await own_note(db, principal, lead_id, note_id)
     await db.delete(note)
     return Response(status_code=204)
@@ -101,7 +102,7 @@ async def delete_note(lead_id: int, note_id: int, principal: Writer, db: DbSessi
 
 @router.get("/timeline", operation_id="leads_timeline", response_model=TimelinePage)
 async def timeline(
-    lead_id: int, principal: Reader, db: DbSession, before: Before = None, limit: Limit = 50
+    lead_id: RowId, principal: Reader, db: DbSession, before: Before = None, limit: Limit = 50
 ) -> TimelinePage:
     """Everything that happened to the lead: created, updates, status changes, notes (later calls,
     messages and appointments)."""
@@ -118,7 +119,7 @@ async def timeline(
 
 
 @router.get("/status-history", operation_id="leads_status_history", response_model=list[StatusChangeOut])
-async def status_history(lead_id: int, principal: Reader, db: DbSession) -> list[StatusChangeOut]:
+async def status_history(lead_id: RowId, principal: Reader, db: DbSession) -> list[StatusChangeOut]:
     await LeadRepository(db, principal).get(lead_id)
     rows = await db.scalars(
         StatusChangeRepository(db, principal)

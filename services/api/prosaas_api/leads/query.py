@@ -6,8 +6,10 @@ from datetime import datetime
 from typing import Annotated
 
 from fastapi import Query
+from pydantic import Field
 from sqlalchemy import Select
 
+from prosaas_api.ids import MAX_ROW_ID
 from prosaas_api.tenancy import TenantRepository
 from prosaas_common.leads.filters import LeadFilter
 from prosaas_common.models import Lead
@@ -22,9 +24,11 @@ class LeadRepository(TenantRepository[Lead]):
 
 
 def lead_filter(
-    status_id: Annotated[list[int] | None, Query(description="one or more status ids")] = None,
+    status_id: Annotated[
+        list[Annotated[int, Field(ge=1, le=MAX_ROW_ID)]] | None, Query(description="one or more status ids")
+    ] = None,
     source: Annotated[str | None, Query(max_length=50)] = None,
-    owner_user_id: Annotated[int | None, Query(gt=0)] = None,
+    owner_user_id: Annotated[int | None, Query(gt=0, le=MAX_ROW_ID)] = None,
     unassigned: Annotated[bool, Query(description="only leads without an owner")] = False,
     tag: Annotated[list[str] | None, Query(description="leads carrying all of these tags")] = None,
     created_from: Annotated[datetime | None, Query(description="created at or after (ISO 8601)")] = None,

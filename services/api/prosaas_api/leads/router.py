@@ -11,6 +11,7 @@ from sqlalchemy import func
 from prosaas_api.auth.permissions import Permission
 from prosaas_api.auth.principal import Principal, require
 from prosaas_api.errors import field_error
+from prosaas_api.ids import RowId
 from prosaas_api.leads import service
 from prosaas_api.leads.query import LeadRepository, lead_filter
 from prosaas_api.leads.schemas import (
@@ -122,14 +123,14 @@ async def create_lead(
 
 
 @router.get("/{lead_id}", operation_id="leads_get", response_model=LeadOut)
-async def get_lead(lead_id: int, principal: Reader, db: DbSession) -> LeadOut:
+async def get_lead(lead_id: RowId, principal: Reader, db: DbSession) -> LeadOut:
     lead = await LeadRepository(db, principal).get(lead_id)
     return service.lead_out(lead, await service.statuses_by_id(db, principal))
 
 
 @router.patch("/{lead_id}", operation_id="leads_update", response_model=LeadOut)
 async def update_lead(
-    lead_id: int, body: LeadUpdate, principal: Writer, db: DbSession, request: Request
+    lead_id: RowId, body: LeadUpdate, principal: Writer, db: DbSession, request: Request
 ) -> LeadOut:
     lead = await LeadRepository(db, principal).get(lead_id)
     values = await service.normalised(db, principal, body)
@@ -141,7 +142,7 @@ async def update_lead(
 
 
 @router.delete("/{lead_id}", operation_id="leads_delete", status_code=204)
-async def delete_lead(lead_id: int, principal: Deleter, db: DbSession, request: Request) -> Response:
+async def delete_lead(lead_id: RowId, principal: Deleter, db: DbSession, request: Request) -> Response:
     lead = await LeadRepository(db, principal).get(lead_id, for_update=True)
     await service.writer_for(request, db, principal).delete(lead)
     return Response(status_code=204)
@@ -149,7 +150,7 @@ async def delete_lead(lead_id: int, principal: Deleter, db: DbSession, request: 
 
 @router.post("/{lead_id}/move", operation_id="leads_move", response_model=LeadOut)
 async def move_lead(
-    lead_id: int, body: MoveRequest, principal: Writer, db: DbSession, request: Request
+    lead_id: RowId, body: MoveRequest, principal: Writer, db: DbSession, request: Request
 ) -> LeadOut:
     """Kanban drag: put the lead at ``position`` (0-based) of the column of ``status_id``."""
     lead = await LeadRepository(db, principal).get(lead_id)

@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
+from prosaas_api.ids import MAX_ROW_ID
 from prosaas_common.leads.values import InvalidLeadValue, clean_tags
 
 ShortText = Annotated[str, StringConstraints(strip_whitespace=True, max_length=100)]
@@ -52,11 +53,11 @@ class LeadFields(BaseModel):
     source: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=50)] | None = (
         None
     )
-    owner_user_id: int | None = Field(None, gt=0)
+    owner_user_id: int | None = Field(None, gt=0, le=MAX_ROW_ID)
     tags: list[str] | None = Field(None, max_length=30)
     reason: Annotated[str, StringConstraints(max_length=5000)] | None = None
     fields: dict[str, Any] | None = Field(None, description="custom fields: name → string/number/boolean")
-    status_id: int | None = Field(None, gt=0)
+    status_id: int | None = Field(None, gt=0, le=MAX_ROW_ID)
 
     @field_validator("tags")
     @classmethod
@@ -120,8 +121,8 @@ class LeadCount(BaseModel):
 class MoveRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    status_id: int = Field(gt=0)
-    position: int = Field(0, ge=0, description="0-based place in the target column")
+    status_id: int = Field(gt=0, le=MAX_ROW_ID)
+    position: int = Field(0, ge=0, le=1_000_000, description="0-based place in the target column")
 
 
 class NoteCreate(BaseModel):
@@ -212,4 +213,6 @@ class StatusUpdate(BaseModel):
 class StatusReorder(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    ids: list[int] = Field(min_length=1, max_length=100, description="every status id, in the new order")
+    ids: list[Annotated[int, Field(ge=1, le=MAX_ROW_ID)]] = Field(
+        min_length=1, max_length=100, description="every status id, in the new order"
+    )

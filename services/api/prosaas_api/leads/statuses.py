@@ -14,6 +14,7 @@ from prosaas_api import audit
 from prosaas_api.auth.permissions import Permission
 from prosaas_api.auth.principal import Principal, require
 from prosaas_api.errors import conflict, field_error
+from prosaas_api.ids import MAX_ROW_ID, RowId
 from prosaas_api.leads import service
 from prosaas_api.leads.query import LeadRepository
 from prosaas_api.leads.schemas import StatusCreate, StatusOut, StatusReorder, StatusUpdate
@@ -97,7 +98,7 @@ async def create_status(body: StatusCreate, principal: Manager, db: DbSession) -
 
 
 @router.patch("/{status_id}", operation_id="lead_statuses_update", response_model=StatusOut)
-async def update_status(status_id: int, body: StatusUpdate, principal: Manager, db: DbSession) -> StatusOut:
+async def update_status(status_id: RowId, body: StatusUpdate, principal: Manager, db: DbSession) -> StatusOut:
     status = await StatusRepository(db, principal).get(status_id, for_update=True)
     changes = body.model_dump(exclude_unset=True, exclude_none=True)
     if "name" in changes:
@@ -134,12 +135,12 @@ async def reorder(body: StatusReorder, principal: Manager, db: DbSession) -> lis
     },
 )
 async def delete_status(
-    status_id: int,
+    status_id: RowId,
     principal: Manager,
     db: DbSession,
     request: Request,
     move_leads_to: Annotated[
-        int | None, Query(gt=0, description="status that takes this one's leads")
+        int | None, Query(gt=0, le=MAX_ROW_ID, description="status that takes this one's leads")
     ] = None,
 ) -> Response:
     repository = StatusRepository(db, principal)

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
 
 from prosaas_api.auth.password_reset import send_invitation
 from prosaas_api.auth.permissions import Permission
 from prosaas_api.auth.principal import Principal, api_settings, require, revoke_session_tokens
+from prosaas_api.ids import MAX_ROW_ID, RowId
 from prosaas_api.settings import ApiSettings
 from prosaas_api.users import service
 from prosaas_api.users.schemas import UserInvite, UserOut, UserPage, UserUpdate
@@ -39,7 +40,7 @@ def user_out(user: User) -> UserOut:
 async def list_users(
     principal: Manager,
     db: DbSession,
-    after: Annotated[int | None, Query(gt=0)] = None,
+    after: Annotated[int | None, Query(gt=0, le=MAX_ROW_ID)] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 100,
 ) -> UserPage:
     query = service.UserRepository(db, principal).query().order_by(User.id).limit(limit + 1)
@@ -73,12 +74,12 @@ async def invite_user(
 
 
 @router.patch("/{user_id}", operation_id="users_update", response_model=UserOut)
-async def update_user(user_id: int, body: UserUpdate, principal: Manager, db: DbSession) -> UserOut:
+async def update_user(user_id: RowId, body: UserUpdate, principal: Manager, db: DbSession) -> UserOut:
     return user_out(await service.change(db, principal, user_id, body.full_name, body.role))
 
 
 async def _set_active(
-    user_id: int, active: bool, principal: Principal, request: Request, db: DbSession, settings: ApiSettings
+    user_id: RowId, active: bool, principal: Principal, request: Request, db: DbSession, settings: ApiSettings
 ) -> UserOut:
     ended = await service.set_active(db, principal, user_id, active)
     redis = resources_of(request).redis
@@ -93,14 +94,17 @@ async def _set_active(
 
 @router.post("/{user_id}/deactivate", operation_id="users_deactivate", response_model=UserOut)
 async def deactivate_user(
-    user_id: int, principal: Manager, request: Request, db: DbSession, settings: Settings
+    user_id: RowId, principal: Manager, request: Request, db: DbSession, settings: Settings
 ) -> UserOut:
-    """The user can no longer sign in; their open sessions end at once."""
+    """The user can no longer sign in; their open sessions end at once. Not oneself (409): an account
+    is never locked out by its own click."""
+    if user_id == principal.user_id and not principal.impersonating:
+        raise HTTPException(status_code=409, detail="you cannot deactivate your own account")
     return await _set_active(user_id, False, principal, request, db, settings)
 
 
 @router.post("/{user_id}/activate", operation_id="users_activate", response_model=UserOut)
 async def activate_user(
-    user_id: int, principal: Manager, request: Request, db: DbSession, settings: Settings
+    user_id: RowId, principal: Manager, request: Request, db: DbSession, settings: Settings
 ) -> UserOut:
     return await _set_active(user_id, True, principal, request, db, settings)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prosaas_worker.jobs import email, events, system
+from prosaas_worker.jobs import email, events, leads, system
 from prosaas_worker.registry import JobSpec
 
-ALL_JOBS: tuple[JobSpec, ...] = (*system.JOBS, *email.JOBS, *events.JOBS)
+ALL_JOBS: tuple[JobSpec, ...] = (*system.JOBS, *email.JOBS, *events.JOBS, *leads.JOBS)

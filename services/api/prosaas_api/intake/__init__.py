@@ -1,0 +1,1 @@
+"""Inbound lead webhooks: endpoints a business manages (``router``) and the public post (``public``)."""
