@@ -174,7 +174,7 @@ async def test_default_region_changes_how_national_numbers_are_read(
         ({"ai_voice": "no spaces please"}, "ai_voice"),
         ({"system_prompt": "x" * 8001}, "system_prompt"),
         ({"greeting": "x" * 1001}, "greeting"),
-        ({"greeting": "null\x00byte"}, "greeting"),
+        ({"greeting": "null\x00byte"}, "body"),  # refused before parsing (input guard)
         ({"silence_timeout_s": 2}, "silence_timeout_s"),
         ({"silence_prompts_before_hangup": 6}, "silence_prompts_before_hangup"),
         ({"max_call_length_s": 3601}, "max_call_length_s"),

@@ -29,6 +29,16 @@ EXPECTED_TABLES = {
     "password_reset_tokens",
     "business_phone_numbers",
     "lead_statuses",
+    "business_settings",
+    "leads",
+    "lead_notes",
+    "lead_status_changes",
+    "lead_activities",
+    "lead_imports",
+    "lead_intake_endpoints",
+    "lead_intake_receipts",
+    "background_jobs",
+    "domain_events",
 }
 
 

@@ -51,7 +51,9 @@ def create_engine(settings: CommonSettings, application_name: str, *, url: str |
         pool_pre_ping=True,
         pool_recycle=1800,
         connect_args={
-            "server_settings": {"application_name": application_name},
+            # Plan each execution with its real parameters: a generic plan of a prepared statement
+            # ignores the values, and chose a full scan for lead search (``LIKE $1``) after 5 runs.
+            "server_settings": {"application_name": application_name, "plan_cache_mode": "force_custom_plan"},
             "timeout": settings.readiness_timeout * 5,
         },
     )

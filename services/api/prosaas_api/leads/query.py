@@ -23,7 +23,7 @@ class LeadRepository(TenantRepository[Lead]):
         return self.query().where(*lead_filter.conditions())
 
 
-def lead_filter(
+async def lead_filter(
     status_id: Annotated[
         list[Annotated[int, Field(ge=1, le=MAX_ROW_ID)]] | None, Query(description="one or more status ids")
     ] = None,
@@ -37,7 +37,8 @@ def lead_filter(
         str | None, Query(max_length=200, description="words in name, phone, e-mail or company")
     ] = None,
 ) -> LeadFilter:
-    """FastAPI dependency: the filter of GET /api/leads (and the export) from its query string."""
+    """FastAPI dependency: the filter of GET /api/leads (and the export) from its query string (async:
+    a plain function would run in the thread pool on every request)."""
     return LeadFilter(
         status_ids=tuple(status_id or ()),
         source=source,

@@ -43,9 +43,13 @@ async def statuses_by_id(db: AsyncSession, principal: Principal) -> dict[int, Le
     return {status.id: status for status in rows}
 
 
+def status_ref(status: LeadStatus) -> StatusRef:
+    return StatusRef.model_construct(id=status.id, key=status.key, name=status.name, color=status.color)
+
+
 def lead_out(lead: Lead, statuses: dict[int, LeadStatus], *, created: bool | None = None) -> LeadOut:
-    status = statuses[lead.status_id]
-    return LeadOut(
+    """The response model of a lead row (built without re-validating what the database holds)."""
+    return LeadOut.model_construct(
         id=lead.id,
         first_name=lead.first_name,
         last_name=lead.last_name,
@@ -54,7 +58,7 @@ def lead_out(lead: Lead, statuses: dict[int, LeadStatus], *, created: bool | Non
         email=lead.email,
         company=lead.company,
         source=lead.source,
-        status=StatusRef(id=status.id, key=status.key, name=status.name, color=status.color),
+        status=status_ref(statuses[lead.status_id]),
         owner_user_id=lead.owner_user_id,
         tags=list(lead.tags or []),
         reason=lead.reason,
