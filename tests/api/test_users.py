@@ -144,7 +144,9 @@ async def test_another_business_users_are_404_never_403(
     assert [u["email"] for u in listed] == ["owner@other.example"]
 
 
-async def test_nobody_deactivates_their_own_account(client: httpx.AsyncClient, make_account: MakeAccount) -> None:
+async def test_nobody_deactivates_their_own_account(
+    client: httpx.AsyncClient, make_account: MakeAccount
+) -> None:
     people = await team(make_account)
     await make_account("owner2@dental.example", UserRole.OWNER, business_id=people["owner"].business_id)
     owner = await auth_for(client, people["owner"].email)
