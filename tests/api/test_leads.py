@@ -227,3 +227,15 @@ async def test_keyset_pages_are_stable_while_leads_arrive(
         "/api/leads", params={"cursor": first["next_cursor"], "sort": "updated_at"}, headers=team.agent
     )
     assert "cursor" in error_fields(other_sort)
+
+
+async def test_list_items_have_the_shape_of_a_single_lead(
+    client: httpx.AsyncClient, make_account: MakeAccount
+) -> None:
+    team = await signed_in_team(client, make_account)
+    lead = await create_lead(
+        client, team.agent, name="Grace Hopper", phone="+14155550100", tags=["vip"], fields={"visits": 3}
+    )
+    single = (await client.get(f"/api/leads/{lead['id']}", headers=team.agent)).json()
+    listed = (await client.get("/api/leads", headers=team.agent)).json()["items"]
+    assert listed == [single]

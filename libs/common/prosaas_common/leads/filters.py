@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Select, and_, select
 
 from prosaas_common.models import Lead
+from prosaas_common.phones import to_e164
 
 # A query that is only digits and phone punctuation searches the phone column by its digits.
 PHONE_QUERY = re.compile(r"^\+?[\d\s().\-/]{3,}$")
@@ -27,15 +28,28 @@ def _like_term(term: str) -> str:
     return "%" + LIKE_SPECIALS.sub(r"\\\1", term) + "%"
 
 
-def search_condition(query: str) -> ColumnElement[bool] | None:
+def is_phone_query(query: str) -> bool:
+    text = query.strip()
+    return bool(PHONE_QUERY.match(text)) and sum(c.isdigit() for c in text) >= 3
+
+
+def search_condition(query: str, region: str | None = None) -> ColumnElement[bool] | None:
     """Each word must appear in name, phone, e-mail or company (trigram-indexed ``LIKE``).
 
-    ``+1 (555) 010-2030`` and ``5550102030`` both find ``+15550102030``.
+    A query that is a whole valid phone number (national ones read in ``region``) matches the phone
+    exactly, on the (business, phone) index: digit trigrams are shared by nearly every lead, so a
+    substring search for a full number would be slow. Shorter digit runs search the phone digits:
+    ``555 010`` finds ``+15550102030``.
     """
     text = query.strip().lower()
     if not text:
         return None
-    if PHONE_QUERY.match(text) and sum(c.isdigit() for c in text) >= 3:
+    if is_phone_query(text):
+        if region is not None:
+            try:
+                return Lead.phone == to_e164(text, region)
+            except ValueError:
+                pass
         terms = [re.sub(r"\D", "", text)]
     else:
         terms = text.split()
@@ -52,6 +66,7 @@ class LeadFilter:
     created_from: datetime | None = None
     created_to: datetime | None = None
     q: str | None = None
+    region: str | None = None  # the business's default region, for national phone numbers in q
 
     def conditions(self) -> list[ColumnElement[bool]]:
         found: list[ColumnElement[bool]] = []
@@ -70,7 +85,7 @@ class LeadFilter:
         if self.created_to is not None:
             found.append(Lead.created_at < self.created_to)
         if self.q:
-            condition = search_condition(self.q)
+            condition = search_condition(self.q, self.region)
             if condition is not None:
                 found.append(condition)
         return found
@@ -102,4 +117,5 @@ class LeadFilter:
             created_from=when(data.get("created_from")),
             created_to=when(data.get("created_to")),
             q=data.get("q"),
+            region=data.get("region"),
         )

@@ -8,6 +8,7 @@ history and events. Ids of another business are never matched.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request, Response
@@ -17,11 +18,12 @@ from prosaas_api.auth.permissions import Permission
 from prosaas_api.auth.principal import Principal, require
 from prosaas_api.lead_io.jobs import JobRepository, job_out
 from prosaas_api.lead_io.schemas import SYNC_BULK_LIMIT, BulkDone, BulkRequest, JobOut, field_error
-from prosaas_api.leads.query import LeadRepository
+from prosaas_api.leads.query import LeadRepository, business_region
 from prosaas_api.tenancy import tenant_of
 from prosaas_api.users.service import UserRepository
 from prosaas_common.jobs import Queue, enqueue_after_commit
 from prosaas_common.leads.bulk import BulkChange, BulkSelection, apply_change, lock_batch
+from prosaas_common.leads.filters import is_phone_query
 from prosaas_common.leads.writer import LeadWriter, UnknownStatus
 from prosaas_common.models import BackgroundJob, JobState, Lead, User
 from prosaas_common.web import DbSession, resources_of
@@ -86,11 +88,11 @@ async def bulk_change(
         )
         return BulkDone(action=body.action, matched=len(leads), changed=changed)
 
-    selection = (
-        BulkSelection(ids=tuple(ids))
-        if ids is not None
-        else BulkSelection(lead_filter=(body.selection.filter.to_filter() if body.selection.filter else None))
-    )
+    lead_filter = body.selection.filter.to_filter() if body.selection.filter else None
+    if lead_filter is not None and lead_filter.q and is_phone_query(lead_filter.q):
+        # A whole phone number matches exactly, as in the list (national numbers need the region).
+        lead_filter = replace(lead_filter, region=await business_region(db, principal))
+    selection = BulkSelection(ids=tuple(ids)) if ids is not None else BulkSelection(lead_filter=lead_filter)
     job = await JobRepository(db, principal).add(
         BackgroundJob(
             kind=BULK_KIND,

@@ -7,12 +7,15 @@ from typing import Annotated
 
 from fastapi import Query
 from pydantic import Field
-from sqlalchemy import Select
+from sqlalchemy import Select, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
+from prosaas_api.auth.principal import CurrentPrincipal, Principal
 from prosaas_api.ids import MAX_ROW_ID
-from prosaas_api.tenancy import TenantRepository
-from prosaas_common.leads.filters import LeadFilter
-from prosaas_common.models import Lead
+from prosaas_api.tenancy import TenantRepository, tenant_of
+from prosaas_common.leads.filters import LeadFilter, is_phone_query
+from prosaas_common.models import Business, Lead
+from prosaas_common.web import DbSession
 
 
 class LeadRepository(TenantRepository[Lead]):
@@ -23,7 +26,15 @@ class LeadRepository(TenantRepository[Lead]):
         return self.query().where(*lead_filter.conditions())
 
 
+async def business_region(db: AsyncSession, principal: Principal) -> str:
+    """The region national phone numbers are read in (the acting business's)."""
+    region = await db.scalar(select(Business.default_region).where(Business.id == tenant_of(principal)))
+    return region or "US"
+
+
 async def lead_filter(
+    principal: CurrentPrincipal,
+    db: DbSession,
     status_id: Annotated[
         list[Annotated[int, Field(ge=1, le=MAX_ROW_ID)]] | None, Query(description="one or more status ids")
     ] = None,
@@ -34,11 +45,13 @@ async def lead_filter(
     created_from: Annotated[datetime | None, Query(description="created at or after (ISO 8601)")] = None,
     created_to: Annotated[datetime | None, Query(description="created before (ISO 8601)")] = None,
     q: Annotated[
-        str | None, Query(max_length=200, description="words in name, phone, e-mail or company")
+        str | None,
+        Query(max_length=200, description="words in name, phone, e-mail or company; or a phone number"),
     ] = None,
 ) -> LeadFilter:
     """FastAPI dependency: the filter of GET /api/leads (and the export) from its query string (async:
     a plain function would run in the thread pool on every request)."""
+    region = await business_region(db, principal) if q and is_phone_query(q) else None
     return LeadFilter(
         status_ids=tuple(status_id or ()),
         source=source,
@@ -48,4 +61,5 @@ async def lead_filter(
         created_from=created_from,
         created_to=created_to,
         q=q,
+        region=region,
     )

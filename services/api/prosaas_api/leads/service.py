@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from fastapi import Request
-from sqlalchemy import Select, func, select, tuple_, update
+from sqlalchemy import Row, Select, func, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from prosaas_api.auth.principal import Principal
@@ -122,6 +122,26 @@ async def update_lead(writer: LeadWriter, lead: Lead, values: dict[str, Any]) ->
         raise conflict("another lead of this business has this phone number", lead_id=exc.lead_id) from None
 
 
+# The list's fast path: plain rows to JSON (the same shape as LeadOut; a test compares the two).
+LIST_COLUMNS = (
+    Lead.id, Lead.first_name, Lead.last_name, Lead.phone, Lead.email, Lead.company, Lead.source,
+    Lead.status_id, Lead.owner_user_id, Lead.tags, Lead.reason, Lead.fields, Lead.created_at,
+    Lead.updated_at, Lead.status_changed_at,
+)  # fmt: skip
+
+
+def status_json(statuses: dict[int, LeadStatus]) -> dict[int, dict[str, Any]]:
+    return {s.id: {"id": s.id, "key": s.key, "name": s.name, "color": s.color} for s in statuses.values()}
+
+
+def lead_row_json(row: Row[Any], statuses: dict[int, dict[str, Any]]) -> dict[str, Any]:
+    item = dict(row._mapping)
+    item["full_name"] = f"{item['first_name']} {item['last_name']}".strip()
+    item["status"] = statuses[item.pop("status_id")]
+    item["created"] = None
+    return item
+
+
 # Kanban -----------------------------------------------------------------------------------------
 async def lock_column(db: AsyncSession, business_id: int, status_id: int) -> LeadStatus:
     """Serialise moves into one column (FOR NO KEY UPDATE: inserts of leads referencing it go on)."""
@@ -200,7 +220,7 @@ async def move(writer: LeadWriter, lead: Lead, status_id: int, position: int) ->
 SORT_COLUMNS = {"created_at": Lead.created_at, "updated_at": Lead.updated_at}
 
 
-def encode_cursor(sort: SortKey, lead: Lead) -> str:
+def encode_cursor(sort: SortKey, lead: Lead | Row[Any]) -> str:
     value = getattr(lead, sort.lstrip("-"))
     raw = json.dumps({"s": sort, "v": value.isoformat(), "id": lead.id}, separators=(",", ":"))
     return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
