@@ -81,7 +81,8 @@ async def test_first_page_and_later_pages_use_the_keyset_index(crowded: tuple[As
 
 async def test_a_whole_phone_number_uses_the_phone_index(crowded: tuple[AsyncConnection, int]) -> None:
     conn, business_id = crowded
-    query = keyset_page(LeadFilter(q="(415) 201-2345", region="US").apply(business_id), "-created_at", None, 50)
+    whole_number = LeadFilter(q="(415) 201-2345", region="US")
+    query = keyset_page(whole_number.apply(business_id), "-created_at", None, 50)
     found = await plan(conn, query)
     assert "uq_leads_business_id_phone" in found, found
     rows = await conn.execute(text("SELECT count(*) FROM leads WHERE phone = '+14152012345'"))

@@ -1,5 +1,6 @@
 """Long tenant operations (bulk changes, imports) run by the worker; their progress is read by the
-api at ``GET /api/jobs/{id}``."""
+api at ``GET /api/jobs/{id}``. Counters and lists have Python defaults too, so a new row is usable
+before it is read back."""
 
 from __future__ import annotations
 
@@ -30,17 +31,23 @@ class BackgroundJob(Base):
         BigInteger, ForeignKey("businesses.id", ondelete="CASCADE"), index=True, nullable=False
     )
     kind: Mapped[str] = mapped_column(String(40), nullable=False)  # leads.bulk, leads.import
-    state: Mapped[str] = mapped_column(String(20), nullable=False, server_default=JobState.QUEUED.value)
-    params: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False, server_default=text("'{}'::jsonb"))
-    total: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
-    processed: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
-    succeeded: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
-    failed: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
+    state: Mapped[str] = mapped_column(
+        String(20), nullable=False, default=JobState.QUEUED.value, server_default=JobState.QUEUED.value
+    )
+    params: Mapped[dict[str, Any]] = mapped_column(
+        JSONB, nullable=False, default=dict, server_default=text("'{}'::jsonb")
+    )
+    total: Mapped[int] = mapped_column(Integer, nullable=False, default=0, server_default="0")
+    processed: Mapped[int] = mapped_column(Integer, nullable=False, default=0, server_default="0")
+    succeeded: Mapped[int] = mapped_column(Integer, nullable=False, default=0, server_default="0")
+    failed: Mapped[int] = mapped_column(Integer, nullable=False, default=0, server_default="0")
     # Per-item errors (capped), e.g. [{"row": 12, "field": "phone", "error": "..."}].
     errors: Mapped[list[dict[str, Any]]] = mapped_column(
-        JSONB, nullable=False, server_default=text("'[]'::jsonb")
+        JSONB, nullable=False, default=list, server_default=text("'[]'::jsonb")
     )
-    result: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False, server_default=text("'{}'::jsonb"))
+    result: Mapped[dict[str, Any]] = mapped_column(
+        JSONB, nullable=False, default=dict, server_default=text("'{}'::jsonb")
+    )
     created_by_user_id: Mapped[int | None] = mapped_column(
         BigInteger, ForeignKey("users.id", ondelete="SET NULL"), nullable=True
     )

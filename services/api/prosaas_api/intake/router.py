@@ -22,11 +22,11 @@ from prosaas_api.intake.schemas import (
     IntakeEndpointOut,
     IntakeEndpointUpdate,
     IntakeEndpointWithSecret,
-    field_errors,
 )
+from prosaas_api.leads.query import StatusRepository
 from prosaas_api.settings import ApiSettings
 from prosaas_api.tenancy import TenantRepository, not_found
-from prosaas_common.models import MAX_INTAKE_ENDPOINTS, LeadIntakeEndpoint, LeadStatus
+from prosaas_common.models import MAX_INTAKE_ENDPOINTS, LeadIntakeEndpoint
 from prosaas_common.web import DbSession
 
 router = APIRouter(prefix="/api/intake-endpoints", tags=["intake"])
@@ -69,19 +69,6 @@ class IntakeEndpointRepository(TenantRepository[LeadIntakeEndpoint]):
 
     async def count(self) -> int:
         return int(await self.db.scalar(select(func.count()).select_from(self.query().subquery())) or 0)
-
-
-class StatusRepository(TenantRepository[LeadStatus]):
-    model = LeadStatus
-    label = "lead status"
-
-    async def check_target(self, status_id: int | None) -> None:
-        """422 on ``target_status_id`` unless it is null or a status of this business."""
-        if status_id is None:
-            return
-        found = await self.db.scalar(self.query().where(LeadStatus.id == status_id))
-        if found is None:
-            raise field_errors([("target_status_id", "no lead status with this id in this business")])
 
 
 def endpoint_out(endpoint: LeadIntakeEndpoint, settings: ApiSettings) -> IntakeEndpointOut:
@@ -142,7 +129,7 @@ async def create_endpoint(
             detail=f"a business can have at most {MAX_INTAKE_ENDPOINTS} intake endpoints; "
             "delete or reuse one",
         )
-    await StatusRepository(db, principal).check_target(body.target_status_id)
+    await StatusRepository(db, principal).check("target_status_id", body.target_status_id)
     secret, secret_hash = new_secret()
     endpoint = await repository.add(
         LeadIntakeEndpoint(
@@ -181,7 +168,7 @@ async def update_endpoint(
     endpoint = await IntakeEndpointRepository(db, principal).find(endpoint_id, for_update=True)
     changes = body.model_dump(exclude_unset=True)
     if "target_status_id" in changes:
-        await StatusRepository(db, principal).check_target(changes["target_status_id"])
+        await StatusRepository(db, principal).check("target_status_id", changes["target_status_id"])
     before = described(endpoint)
     changed = {key: value for key, value in changes.items() if before[key] != value}
     for key, value in changed.items():

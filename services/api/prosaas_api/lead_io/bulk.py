@@ -16,8 +16,9 @@ from fastapi import APIRouter, Depends, Request, Response
 from prosaas_api import audit
 from prosaas_api.auth.permissions import Permission
 from prosaas_api.auth.principal import Principal, require
+from prosaas_api.errors import field_error
 from prosaas_api.lead_io.jobs import JobRepository, job_out
-from prosaas_api.lead_io.schemas import SYNC_BULK_LIMIT, BulkDone, BulkRequest, JobOut, field_error
+from prosaas_api.lead_io.schemas import SYNC_BULK_LIMIT, BulkDone, BulkRequest, JobOut
 from prosaas_api.leads.query import LeadRepository, business_region
 from prosaas_api.tenancy import tenant_of
 from prosaas_api.users.service import UserRepository
@@ -25,7 +26,7 @@ from prosaas_common.jobs import Queue, enqueue_after_commit
 from prosaas_common.leads.bulk import BulkChange, BulkSelection, apply_change, lock_batch
 from prosaas_common.leads.filters import is_phone_query
 from prosaas_common.leads.writer import LeadWriter, UnknownStatus
-from prosaas_common.models import BackgroundJob, JobState, Lead, User
+from prosaas_common.models import BackgroundJob, Lead, User
 from prosaas_common.web import DbSession, resources_of
 
 router = APIRouter(prefix="/api/leads", tags=["leads"])
@@ -41,13 +42,13 @@ async def check_targets(body: BulkRequest, principal: Principal, writer: LeadWri
         try:
             await writer.status(body.status_id)
         except UnknownStatus:
-            raise field_error(("body", "status_id"), "no such status in this business") from None
+            raise field_error("status_id", "no such status in this business") from None
     if body.action == "set_owner" and body.owner_user_id is not None:
         owner = await db.scalar(
             UserRepository(db, principal).query().where(User.id == body.owner_user_id, User.is_active)
         )
         if owner is None:
-            raise field_error(("body", "owner_user_id"), "no such active user in this business")
+            raise field_error("owner_user_id", "no such active user in this business")
 
 
 @router.post(
@@ -96,14 +97,7 @@ async def bulk_change(
     job = await JobRepository(db, principal).add(
         BackgroundJob(
             kind=BULK_KIND,
-            state=JobState.QUEUED.value,
             params={"selection": selection.to_json(), "change": change.to_json()},
-            total=0,
-            processed=0,
-            succeeded=0,
-            failed=0,
-            errors=[],
-            result={},
             created_by_user_id=principal.user_id,
         )
     )

@@ -18,6 +18,7 @@ from sqlalchemy.orm import defer
 from prosaas_api import audit
 from prosaas_api.auth.permissions import Permission
 from prosaas_api.auth.principal import Principal, require
+from prosaas_api.errors import field_error
 from prosaas_api.lead_io.jobs import JobRepository, job_out
 from prosaas_api.lead_io.schemas import (
     ImportOut,
@@ -27,8 +28,8 @@ from prosaas_api.lead_io.schemas import (
     PreviewRow,
     RowErrorOut,
     StartRequest,
-    field_error,
 )
+from prosaas_api.leads.query import StatusRepository
 from prosaas_api.tenancy import TenantRepository, not_found, tenant_of
 from prosaas_common.jobs import Queue, enqueue_after_commit
 from prosaas_common.leads.importing import (
@@ -43,7 +44,7 @@ from prosaas_common.leads.importing import (
     parse_file,
     row_values,
 )
-from prosaas_common.models import BackgroundJob, Business, JobState, LeadImport, LeadStatus
+from prosaas_common.models import BackgroundJob, Business, LeadImport
 from prosaas_common.web import DbSession, resources_of
 
 router = APIRouter(prefix="/api/leads/imports", tags=["leads"])
@@ -76,13 +77,8 @@ class ImportRepository(TenantRepository[LeadImport]):
         return upload
 
 
-class LeadStatusRepository(TenantRepository[LeadStatus]):
-    model = LeadStatus
-    label = "status"
-
-
 async def status_lookup(db: AsyncSession, principal: Principal) -> StatusLookup:
-    statuses = (await db.scalars(LeadStatusRepository(db, principal).query())).all()
+    statuses = (await db.scalars(StatusRepository(db, principal).query())).all()
     return StatusLookup((status.id, status.key, status.name) for status in statuses)
 
 
@@ -96,7 +92,7 @@ def checked_mapping(mapping: dict[str, str], columns: list[str]) -> dict[str, st
         return check_mapping(mapping, columns)
     except MappingError as exc:
         [(column, message), *_] = exc.problems.items()
-        raise field_error(("body", "mapping", column), message) from None
+        raise field_error(("mapping", column), message) from None
 
 
 @router.post(
@@ -120,9 +116,9 @@ async def upload_import(
     try:
         parsed = await asyncio.to_thread(parse_file, content, filename, max_rows=MAX_ROWS)
     except ImportFileError as exc:
-        raise field_error(("body", "file"), str(exc)) from None
+        raise field_error("file", str(exc)) from None
     if not parsed.rows:
-        raise field_error(("body", "file"), "the file has a header but no rows")
+        raise field_error("file", "the file has a header but no rows")
     upload = await ImportRepository(db, principal).add(
         LeadImport(
             filename=filename,
@@ -167,7 +163,7 @@ async def preview_import(
     try:
         parsed = await asyncio.to_thread(parse_file, upload.content, upload.filename, first=PREVIEW_ROWS)
     except ImportFileError as exc:  # stored files were readable; kept for safety
-        raise field_error(("path", "import_id"), str(exc)) from None
+        raise field_error("import_id", str(exc), location="path") from None
     statuses = await status_lookup(db, principal)
     region = await business_region(db, principal)
     rows: list[PreviewRow] = []
@@ -215,13 +211,12 @@ async def start_import(
             )
     if body.default_status_id is not None:
         try:
-            await LeadStatusRepository(db, principal).get(body.default_status_id)
+            await StatusRepository(db, principal).get(body.default_status_id)
         except HTTPException:
-            raise field_error(("body", "default_status_id"), "no such status in this business") from None
+            raise field_error("default_status_id", "no such status in this business") from None
     job = await JobRepository(db, principal).add(
         BackgroundJob(
             kind=IMPORT_KIND,
-            state=JobState.QUEUED.value,
             params={
                 "import_id": str(upload.id),
                 "mapping": mapping,
@@ -229,11 +224,6 @@ async def start_import(
                 "default_status_id": body.default_status_id,
             },
             total=upload.row_count,
-            processed=0,
-            succeeded=0,
-            failed=0,
-            errors=[],
-            result={},
             created_by_user_id=principal.user_id,
         )
     )

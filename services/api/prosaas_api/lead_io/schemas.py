@@ -6,36 +6,22 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any, Self
 
-from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 
+from prosaas_api.ids import MAX_ROW_ID
+from prosaas_api.leads.schemas import clean_tag_list
 from prosaas_common.leads.bulk import BulkActionName
 from prosaas_common.leads.filters import LeadFilter
-from prosaas_common.leads.values import InvalidLeadValue, clean_tags
 
 # Ids above this many (or any filter) run as a background job; up to it, inside the request.
 SYNC_BULK_LIMIT = 200
 MAX_BULK_IDS = 10_000
 # A database id (bigint): larger numbers are a 422, not a database error.
-Id = Annotated[int, Field(gt=0, le=2**63 - 1)]
+Id = Annotated[int, Field(gt=0, le=MAX_ROW_ID)]
 
 Mapping = dict[
     Annotated[str, StringConstraints(max_length=200)], Annotated[str, StringConstraints(max_length=120)]
 ]
-
-
-def field_error(loc: tuple[str | int, ...], message: str) -> RequestValidationError:
-    """A 422 naming one field, in the shape of FastAPI's own validation errors."""
-    return RequestValidationError([{"loc": loc, "msg": message, "type": "value_error"}])
-
-
-def _clean_tags(value: list[str] | None) -> list[str] | None:
-    if value is None:
-        return None
-    try:
-        return clean_tags(value)
-    except InvalidLeadValue as exc:
-        raise ValueError(exc.message) from None
 
 
 class JobOut(BaseModel):
@@ -119,7 +105,7 @@ class BulkFilter(BaseModel):
     @field_validator("tags")
     @classmethod
     def _check_tags(cls, value: list[str]) -> list[str]:
-        return _clean_tags(value) or []
+        return clean_tag_list(value) or []
 
     def to_filter(self) -> LeadFilter:
         return LeadFilter(
@@ -159,7 +145,7 @@ class BulkRequest(BaseModel):
     @field_validator("tags")
     @classmethod
     def _check_tags(cls, value: list[str] | None) -> list[str] | None:
-        return _clean_tags(value)
+        return clean_tag_list(value)
 
     @model_validator(mode="after")
     def _needs(self) -> Self:

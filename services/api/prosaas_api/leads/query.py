@@ -11,10 +11,11 @@ from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from prosaas_api.auth.principal import CurrentPrincipal, Principal
+from prosaas_api.errors import field_error
 from prosaas_api.ids import MAX_ROW_ID
 from prosaas_api.tenancy import TenantRepository, tenant_of
 from prosaas_common.leads.filters import LeadFilter, is_phone_query
-from prosaas_common.models import Business, Lead
+from prosaas_common.models import Business, Lead, LeadStatus
 from prosaas_common.web import DbSession
 
 
@@ -24,6 +25,18 @@ class LeadRepository(TenantRepository[Lead]):
 
     def matching(self, lead_filter: LeadFilter) -> Select[Lead]:
         return self.query().where(*lead_filter.conditions())
+
+
+class StatusRepository(TenantRepository[LeadStatus]):
+    model = LeadStatus
+    label = "status"
+
+    async def check(self, field: str, status_id: int | None) -> None:
+        """422 on ``field`` unless ``status_id`` is null or a status of this business."""
+        if status_id is None:
+            return
+        if await self.db.scalar(self.query().where(LeadStatus.id == status_id)) is None:
+            raise field_error(field, "no such status in this business")
 
 
 async def business_region(db: AsyncSession, principal: Principal) -> str:

@@ -15,7 +15,8 @@ Color = Annotated[str, StringConstraints(pattern=r"^#[0-9a-fA-F]{6}$")]
 SortKey = Literal["-created_at", "created_at", "-updated_at", "updated_at"]
 
 
-def _tags(value: list[str] | None) -> list[str] | None:
+def clean_tag_list(value: list[str] | None) -> list[str] | None:
+    """Pydantic validator body: tags cleaned, or a ValueError naming the bad one."""
     if value is None:
         return None
     try:
@@ -62,7 +63,7 @@ class LeadFields(BaseModel):
     @field_validator("tags")
     @classmethod
     def _check_tags(cls, value: list[str] | None) -> list[str] | None:
-        return _tags(value)
+        return clean_tag_list(value)
 
     @field_validator("fields")
     @classmethod

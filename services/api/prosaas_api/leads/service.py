@@ -14,8 +14,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from prosaas_api.auth.principal import Principal
 from prosaas_api.errors import conflict, field_error
+from prosaas_api.leads.query import StatusRepository
 from prosaas_api.leads.schemas import LeadFields, LeadOut, SortKey, StatusRef
-from prosaas_api.tenancy import TenantRepository, not_found
+from prosaas_api.tenancy import not_found
 from prosaas_common.leads.values import InvalidLeadValue, email_or_none, phone_or_none, split_name
 from prosaas_common.leads.writer import DuplicatePhone, LeadWriter, UnknownStatus
 from prosaas_common.models import Business, Lead, LeadStatus, User
@@ -24,11 +25,6 @@ from prosaas_common.web import resources_of
 # Neighbour ranks closer than this are renumbered before a lead goes between them.
 MIN_RANK_GAP = 1e-6
 RENUMBER_STEP = 1024.0
-
-
-class StatusRepository(TenantRepository[LeadStatus]):
-    model = LeadStatus
-    label = "status"
 
 
 def writer_for(request: Request, db: AsyncSession, principal: Principal, via: str = "api") -> LeadWriter:

@@ -16,9 +16,8 @@ from prosaas_api.auth.principal import Principal, require
 from prosaas_api.errors import conflict, field_error
 from prosaas_api.ids import MAX_ROW_ID, RowId
 from prosaas_api.leads import service
-from prosaas_api.leads.query import LeadRepository
+from prosaas_api.leads.query import LeadRepository, StatusRepository
 from prosaas_api.leads.schemas import StatusCreate, StatusOut, StatusReorder, StatusUpdate
-from prosaas_api.leads.service import StatusRepository
 from prosaas_common.models import Lead, LeadStatus
 from prosaas_common.web import DbSession
 
