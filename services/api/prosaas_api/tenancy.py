@@ -59,6 +59,17 @@ class TenantRepository(Generic[ModelT]):
             raise not_found(self.label)
         return cast(ModelT, item)
 
+    async def newest_first(
+        self, query: Select[ModelT], before: int | None, limit: int
+    ) -> tuple[list[ModelT], int | None]:
+        """A keyset page of ``query`` by descending id: (rows, the id to pass as ``before`` next, or
+        None at the end)."""
+        if before is not None:
+            query = query.where(self.model.id < before)
+        rows = list(await self.db.scalars(query.order_by(self.model.id.desc()).limit(limit + 1)))
+        page = rows[:limit]
+        return page, (page[-1].id if len(rows) > limit else None)
+
     async def add(self, item: ModelT) -> ModelT:
         item.business_id = self.business_id
         self.db.add(item)

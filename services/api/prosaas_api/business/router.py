@@ -72,12 +72,8 @@ async def list_audit(
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> AuditPage:
     """Who changed what in this business, newest first (keyset pagination on the event id)."""
-    query = AuditRepository(db, principal).query().order_by(AuditEvent.id.desc()).limit(limit + 1)
-    if before is not None:
-        query = query.where(AuditEvent.id < before)
-    rows = list((await db.scalars(query)).all())
-    page = rows[:limit]
+    events = AuditRepository(db, principal)
+    page, next_before = await events.newest_first(events.query(), before, limit)
     return AuditPage(
-        items=[AuditEntry.model_validate(row, from_attributes=True) for row in page],
-        next_before=page[-1].id if len(rows) > limit else None,
+        items=[AuditEntry.model_validate(row, from_attributes=True) for row in page], next_before=next_before
     )

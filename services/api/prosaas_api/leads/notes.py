@@ -54,12 +54,11 @@ async def list_notes(
     lead_id: RowId, principal: Reader, db: DbSession, before: Before = None, limit: Limit = 50
 ) -> NotePage:
     await LeadRepository(db, principal).get(lead_id)
-    query = NoteRepository(db, principal).query().where(LeadNote.lead_id == lead_id)
-    if before is not None:
-        query = query.where(LeadNote.id < before)
-    rows = list(await db.scalars(query.order_by(LeadNote.id.desc()).limit(limit + 1)))
-    page = rows[:limit]
-    return NotePage(items=[note_out(n) for n in page], next_before=page[-1].id if len(rows) > limit else None)
+    notes = NoteRepository(db, principal)
+    page, next_before = await notes.newest_first(
+        notes.query().where(LeadNote.lead_id == lead_id), before, limit
+    )
+    return NotePage(items=[note_out(n) for n in page], next_before=next_before)
 
 
 @router.post("/notes", operation_id="lead_notes_create", status_code=201, response_model=NoteOut)
@@ -107,14 +106,11 @@ async def timeline(
     """Everything that happened to the lead: created, updates, status changes, notes (later calls,
     messages and appointments)."""
     await LeadRepository(db, principal).get(lead_id)
-    query = ActivityRepository(db, principal).query().where(LeadActivity.lead_id == lead_id)
-    if before is not None:
-        query = query.where(LeadActivity.id < before)
-    rows = list(await db.scalars(query.order_by(LeadActivity.id.desc()).limit(limit + 1)))
-    page = rows[:limit]
+    activities = ActivityRepository(db, principal)
+    query = activities.query().where(LeadActivity.lead_id == lead_id)
+    page, next_before = await activities.newest_first(query, before, limit)
     return TimelinePage(
-        items=[ActivityOut.model_validate(a, from_attributes=True) for a in page],
-        next_before=page[-1].id if len(rows) > limit else None,
+        items=[ActivityOut.model_validate(a, from_attributes=True) for a in page], next_before=next_before
     )
 
 
