@@ -14,7 +14,7 @@ from prosaas_api.auth.principal import Principal, require
 from prosaas_api.errors import field_error
 from prosaas_api.ids import RowId
 from prosaas_api.leads import service
-from prosaas_api.leads.query import LeadRepository, lead_filter
+from prosaas_api.leads.query import LeadRepository, StatusRepository, lead_filter
 from prosaas_api.leads.schemas import (
     Board,
     BoardColumn,
@@ -49,11 +49,13 @@ async def list_leads(
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> Response:
     """Filtered, searched leads; keyset pages (stable while leads are added)."""
-    query = service.keyset_page(LeadRepository(db, principal).matching(lead_filter), sort, cursor, limit)
-    rows = (await db.execute(query.with_only_columns(*service.LIST_COLUMNS))).all()
+    # The hottest route: Core queries (no ORM objects), rows serialised once by pydantic-core.
+    repository = LeadRepository(db, principal)
+    query = service.keyset_page(repository.matching(lead_filter), sort, cursor, limit)
+    connection = await db.connection()
+    rows = (await connection.execute(query.with_only_columns(*service.LIST_COLUMNS))).all()
     page = rows[:limit]
-    statuses = service.status_json(await service.statuses_by_id(db, principal))
-    # The hottest route: plain rows serialised once by pydantic-core, no ORM objects, no re-validation.
+    statuses = await service.status_json(connection, StatusRepository(db, principal))
     body = {
         "items": [service.lead_row_json(row, statuses) for row in page],
         "next_cursor": service.encode_cursor(sort, page[-1]) if len(rows) > limit else None,

@@ -10,7 +10,7 @@ from typing import Any
 
 from fastapi import Request
 from sqlalchemy import Row, Select, func, select, tuple_, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from prosaas_api.auth.principal import Principal
 from prosaas_api.errors import conflict, field_error
@@ -118,7 +118,8 @@ async def update_lead(writer: LeadWriter, lead: Lead, values: dict[str, Any]) ->
         raise conflict("another lead of this business has this phone number", lead_id=exc.lead_id) from None
 
 
-# The list's fast path: plain rows to JSON (the same shape as LeadOut; a test compares the two).
+# The list's fast path: Core queries (no ORM objects) straight to JSON, in the shape of LeadOut (a
+# test compares the two). Statuses are read apart: a join changes the planner's choice for searches.
 LIST_COLUMNS = (
     Lead.id, Lead.first_name, Lead.last_name, Lead.phone, Lead.email, Lead.company, Lead.source,
     Lead.status_id, Lead.owner_user_id, Lead.tags, Lead.reason, Lead.fields, Lead.created_at,
@@ -126,8 +127,11 @@ LIST_COLUMNS = (
 )  # fmt: skip
 
 
-def status_json(statuses: dict[int, LeadStatus]) -> dict[int, dict[str, Any]]:
-    return {s.id: {"id": s.id, "key": s.key, "name": s.name, "color": s.color} for s in statuses.values()}
+async def status_json(connection: AsyncConnection, statuses: StatusRepository) -> dict[int, dict[str, Any]]:
+    query = statuses.query().with_only_columns(
+        LeadStatus.id, LeadStatus.key, LeadStatus.name, LeadStatus.color
+    )
+    return {row.id: dict(row._mapping) for row in await connection.execute(query)}
 
 
 def lead_row_json(row: Row[Any], statuses: dict[int, dict[str, Any]]) -> dict[str, Any]:
