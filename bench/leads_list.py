@@ -235,9 +235,20 @@ def client_for(base: str, concurrency: int, token: str | None = None) -> httpx.A
     return httpx.AsyncClient(base_url=base, limits=limits, headers=headers, timeout=30, http2=False)
 
 
+def merged(first: Figures | None, more: Figures) -> Figures:
+    if first is None:
+        return more
+    latencies = sorted(first.latencies + more.latencies)
+    return Figures(
+        first.requests + more.requests, first.seconds + more.seconds, latencies, first.errors + more.errors
+    )
+
+
 async def measure(
-    api: str, ceiling: str, password: str, phones: list[str], duration: float, concurrency: int
+    api: str, ceiling: str, password: str, phones: list[str], duration: float, concurrency: int, rounds: int
 ) -> dict[str, Figures]:
+    """``rounds`` rounds of (a), (b), (c), ``duration`` seconds each, summed per scenario: interleaving
+    spreads any drift of the machine over all three instead of charging it to one."""
     async with httpx.AsyncClient(base_url=api) as http:
         login = await http.post(
             "/api/auth/login", json={"email": OWNER_EMAIL, "password": password, "client": "api"}
@@ -245,19 +256,24 @@ async def measure(
         login.raise_for_status()
         token = login.json()["access_token"]
     rng = random.Random(7)  # noqa: S311 - picks search terms
-    results: dict[str, Figures] = {}
-    async with client_for(api, concurrency, token) as client:
-        results["(a) GET /api/leads?limit=50"] = await drive(
-            client, lambda: "/api/leads?limit=50", has_items, duration, concurrency
-        )
-        results["(b) GET /api/leads?q=<phone>&limit=50"] = await drive(
-            client, lambda: f"/api/leads?q={rng.choice(phones)}&limit=50", has_items, duration, concurrency
-        )
-    async with client_for(ceiling, concurrency) as client:
-        results["(c) ceiling: SELECT 1"] = await drive(
-            client, lambda: "/ceiling", lambda body: body == b'{"value":1}', duration, concurrency
-        )
-    return results
+    names = ("(a) GET /api/leads?limit=50", "(b) GET /api/leads?q=<phone>&limit=50", "(c) ceiling: SELECT 1")
+    results: dict[str, Figures | None] = dict.fromkeys(names)
+    async with client_for(api, concurrency, token) as client, client_for(ceiling, concurrency) as bare:
+        for _ in range(rounds):
+            runs = (
+                drive(client, lambda: "/api/leads?limit=50", has_items, duration, concurrency),
+                drive(
+                    client,
+                    lambda: f"/api/leads?q={rng.choice(phones)}&limit=50",
+                    has_items,
+                    duration,
+                    concurrency,
+                ),
+                drive(bare, lambda: "/ceiling", lambda body: body == b'{"value":1}', duration, concurrency),
+            )
+            for name, run in zip(names, runs, strict=True):
+                results[name] = merged(results[name], await run)
+    return {name: figures for name, figures in results.items() if figures is not None}
 
 
 def report(results: dict[str, Figures]) -> None:
@@ -284,7 +300,10 @@ def lead_count(raw: str) -> int:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--duration", type=float, default=15.0, help="seconds per scenario (default 15)")
+    parser.add_argument(
+        "--duration", type=float, default=15.0, help="seconds per scenario and round (default 15)"
+    )
+    parser.add_argument("--rounds", type=int, default=3, help="rounds of (a), (b), (c) (default 3)")
     parser.add_argument("--concurrency", type=int, default=20, help="connections in flight (default 20)")
     parser.add_argument("--leads", type=lead_count, default=100_000, help="leads to create (default 100000)")
     args = parser.parse_args()
@@ -317,9 +336,11 @@ def main() -> None:
         )
         print(
             f"{args.leads} leads in {name} filled in {filled:.1f} s; one uvicorn process each; "
-            f"{args.duration:g} s per scenario at concurrency {args.concurrency}"
+            f"{args.rounds} rounds of {args.duration:g} s per scenario at concurrency {args.concurrency}"
         )
-        report(asyncio.run(measure(api, ceiling, password, phones, args.duration, args.concurrency)))
+        report(
+            asyncio.run(measure(api, ceiling, password, phones, args.duration, args.concurrency, args.rounds))
+        )
     finally:
         for proc in procs:
             stop(proc)
