@@ -4,7 +4,8 @@ Creates a database ``prosaas_bench_<random>`` on the local Postgres (dropped at 
 migrates it, fills one business with ``--leads`` leads in one ``INSERT … SELECT generate_series``, then
 starts the api (``python -m prosaas_api``: one uvicorn process, LOG_LEVEL=WARNING) and
 ``bench/ceiling_app.py`` (same server setup, one route running ``SELECT 1`` through an asyncpg pool), and
-drives each for ``--duration`` seconds with ``--concurrency`` keep-alive connections:
+drives them in ``--rounds`` interleaved rounds of ``--duration`` seconds with ``--concurrency``
+keep-alive connections:
 
   (a) ``GET /api/leads?limit=50``             first page, newest first
   (b) ``GET /api/leads?q=<digits>&limit=50``  the phone of a random existing lead
@@ -12,7 +13,7 @@ drives each for ``--duration`` seconds with ``--concurrency`` keep-alive connect
 
 It prints figures; it never passes or fails on them.
 
-    .venv/bin/python -m bench.leads_list --duration 15 --concurrency 20
+    .venv/bin/python -m bench.leads_list --duration 10 --rounds 3 --concurrency 20
 """
 
 from __future__ import annotations
