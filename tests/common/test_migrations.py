@@ -39,6 +39,10 @@ EXPECTED_TABLES = {
     "lead_intake_receipts",
     "background_jobs",
     "domain_events",
+    "calendars",
+    "appointments",
+    "webhook_deliveries",
+    "dead_letters",
 }
 
 

@@ -5,6 +5,15 @@ from prosaas_common.models.auth import AuthSession, PasswordResetToken, RefreshT
 from prosaas_common.models.background_job import BackgroundJob, JobState
 from prosaas_common.models.business import Business
 from prosaas_common.models.business_settings import BusinessSettings
+from prosaas_common.models.calendar import (
+    APPOINTMENT_STATUSES,
+    DEFAULT_WEEKLY_HOURS,
+    WEEKDAYS,
+    Appointment,
+    AppointmentStatus,
+    Calendar,
+)
+from prosaas_common.models.dead_letter import DeadLetter
 from prosaas_common.models.email import EmailStatus, OutboundEmail
 from prosaas_common.models.events import DomainEvent
 from prosaas_common.models.intake import MAX_INTAKE_ENDPOINTS, LeadIntakeEndpoint, LeadIntakeReceipt
@@ -13,17 +22,26 @@ from prosaas_common.models.lead_import import LeadImport
 from prosaas_common.models.lead_status import DEFAULT_LEAD_STATUSES, LeadStatus
 from prosaas_common.models.phone import BusinessPhoneNumber
 from prosaas_common.models.user import ROLES, User, UserRole
+from prosaas_common.models.webhook import DeliveryStatus, WebhookDelivery
 
 __all__ = [
+    "APPOINTMENT_STATUSES",
     "DEFAULT_LEAD_STATUSES",
+    "DEFAULT_WEEKLY_HOURS",
     "MAX_INTAKE_ENDPOINTS",
     "ROLES",
+    "WEEKDAYS",
+    "Appointment",
+    "AppointmentStatus",
     "AuditEvent",
     "AuthSession",
     "BackgroundJob",
     "Business",
     "BusinessPhoneNumber",
     "BusinessSettings",
+    "Calendar",
+    "DeadLetter",
+    "DeliveryStatus",
     "DomainEvent",
     "EmailStatus",
     "JobState",
@@ -40,4 +58,5 @@ __all__ = [
     "RefreshToken",
     "User",
     "UserRole",
+    "WebhookDelivery",
 ]
