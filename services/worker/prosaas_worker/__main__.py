@@ -1,4 +1,5 @@
-"""Command line: ``python -m prosaas_worker run`` and ``python -m prosaas_worker health [--queue …]``."""
+"""Command line: ``python -m prosaas_worker run``, ``health [--queue …]``, ``dead-letters [--limit N]``
+and ``rerun DEAD_LETTER_ID``."""
 
 from __future__ import annotations
 
@@ -38,7 +39,34 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="pass if any worker instance of the queue is alive (default: this WORKER_INSTANCE_ID only)",
     )
+    dead = commands.add_parser("dead-letters", help="list the latest jobs that failed for good")
+    dead.add_argument("--limit", type=int, default=20)
+    rerun = commands.add_parser("rerun", help="enqueue a dead job again with the same arguments")
+    rerun.add_argument("dead_letter_id", type=int)
     return parser
+
+
+def _dead_letters(limit: int) -> int:
+    from prosaas_worker.dead_letters import list_dead_letters
+
+    for row in asyncio.run(list_dead_letters(load_worker_config(), max(1, limit))):
+        rerun = f" rerun {row.rerun_at:%Y-%m-%d %H:%M}" if row.rerun_at else ""
+        print(
+            f"{row.id}\t{row.created_at:%Y-%m-%d %H:%M:%S}\t{row.queue or '-'}\t{row.job_name}"
+            f"\ttries={row.tries}\targs={row.args}\t{row.error[:200]}{rerun}"
+        )
+    return 0
+
+
+def _rerun(dead_letter_id: int) -> int:
+    from prosaas_worker.dead_letters import rerun
+
+    job_id = asyncio.run(rerun(load_worker_config(), dead_letter_id))
+    if job_id is None:
+        print(f"no dead letter {dead_letter_id}", file=sys.stderr)
+        return 1
+    print(f"enqueued again as {job_id}")
+    return 0
 
 
 def _run() -> int:
@@ -72,6 +100,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "run":
         return _run()
+    if args.command == "dead-letters":
+        return _dead_letters(args.limit)
+    if args.command == "rerun":
+        return _rerun(args.dead_letter_id)
     return _health(args.queue, args.any_instance)
 
 

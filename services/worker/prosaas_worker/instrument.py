@@ -8,7 +8,8 @@
 * Events: ``job.started`` / ``job.succeeded`` (DEBUG), ``job.retrying`` (INFO on the first try,
   WARNING later), ``job.cancelled`` (WARNING) and ``job.failed`` (ERROR, only for a real failure: an
   error, or a retry asked on the last allowed try — turned at once into :class:`RetriesExhausted`
-  instead of waiting for arq to refuse the next try).
+  instead of waiting for arq to refuse the next try). Either way the job is recorded in
+  ``dead_letters`` (:mod:`prosaas_worker.dead_letters`).
 * arq logs every failure again at ERROR; :class:`SkipLoggedFailures` drops those duplicates.
 """
 
@@ -28,6 +29,7 @@ from arq.typing import WorkerCoroutine
 
 from prosaas_common.logging import bind_context, get_logger
 from prosaas_worker.context import DEFAULT_MAX_TRIES, MAX_TRIES_KEY, JobContext, current_try, job_queue
+from prosaas_worker.dead_letters import record_dead_letter
 from prosaas_worker.retry import DnsRetry, RetriesExhausted, retry_on_dns_error
 
 JobFunction = Callable[Concatenate[JobContext, ...], Coroutine[Any, Any, Any]]
@@ -94,6 +96,7 @@ def instrument(name: str, job: JobFunction, max_tries: int | None = None) -> Wor
                 )
                 failure = RetriesExhausted(f"{name} gave up after {job_try} tries: {describe(cause or exc)}")
                 _mark_logged(failure)
+                await record_dead_letter(ctx, name, args, kwargs, job_try, str(failure))
                 raise failure from cause or exc
             log.log(
                 logging.INFO if job_try == 1 else logging.WARNING,
@@ -118,6 +121,7 @@ def instrument(name: str, job: JobFunction, max_tries: int | None = None) -> Wor
                 exc_info=exc,
             )
             _mark_logged(exc)
+            await record_dead_letter(ctx, name, args, kwargs, job_try, describe(exc) or type(exc).__name__)
             raise
         log.debug("job.succeeded", duration_ms=_elapsed_ms(started))
         return result
