@@ -14,10 +14,13 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import insert
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from prosaas_api.auth.permissions import Permission, allows
 from prosaas_api.operations_doc import operations, schema_app
 from prosaas_common.models import UserRole
+from prosaas_common.models.webhook import WebhookDelivery
 from tests.api.lead_helpers import MakeAccount, Team, signed_in_team, statuses
 
 MARK = "secretofa"  # in every text of A's objects; never in anything B may see
@@ -105,6 +108,22 @@ COVERAGE: dict[str, Covered] = {
     "leads_import_preview": Covered("object", {}),
     "leads_import_start": Covered("object", {}),
     "jobs_get": Covered("object"),
+    "calendars_list": Covered("list"),
+    "calendars_create": Covered("own", {"name": "Room"}),
+    "calendars_get": Covered("object"),
+    "calendars_update": Covered("object", {"name": "x"}),
+    "calendars_delete": Covered("object"),
+    "calendar_availability": Covered(
+        "list", params={"from": "2027-02-01T00:00:00Z", "to": "2027-02-03T00:00:00Z"}
+    ),
+    "appointments_list": Covered("list"),
+    "appointments_create": Covered("own", {"starts_at": "2027-03-01T10:00:00Z", "duration_minutes": 30}),
+    "appointments_get": Covered("object"),
+    "appointments_update": Covered("object", {"title": "x"}),
+    "appointments_cancel": Covered("object"),
+    "webhooks_list_deliveries": Covered("list"),
+    "webhooks_get_delivery": Covered("object"),
+    "webhooks_resend_delivery": Covered("object"),
 }
 
 OPERATIONS = {op: (method, path, needs) for op, method, path, needs in operations(schema_app())}
@@ -127,7 +146,7 @@ class World:
     ids: dict[str, Any]  # path parameter → A's object id
 
 
-async def build_world(client: httpx.AsyncClient, make_account: MakeAccount) -> World:
+async def build_world(client: httpx.AsyncClient, make_account: MakeAccount, db_engine: AsyncEngine) -> World:
     a = await signed_in_team(client, make_account, domain="a.example")
     b = await signed_in_team(client, make_account, domain="b.example")
 
@@ -180,7 +199,38 @@ async def build_world(client: httpx.AsyncClient, make_account: MakeAccount) -> W
             headers=a.owner,
         )
     )
+    async with db_engine.begin() as conn:  # deliveries are made by the worker, not through the API
+        delivery_id = (
+            await conn.execute(
+                insert(WebhookDelivery)
+                .values(
+                    business_id=a.business_id,
+                    event_type="lead.created",
+                    url=f"https://{MARK}.example/hook",
+                    payload={"lead": {"name": f"Zed {MARK}"}},
+                    status="dead",
+                    attempts=11,
+                )
+                .returning(WebhookDelivery.id)
+            )
+        ).scalar_one()
+    calendar = await made(await client.post("/api/calendars", json={"name": f"{MARK} room"}, headers=a.owner))
+    appointment = await made(
+        await client.post(
+            "/api/appointments",
+            json={
+                "calendar_id": calendar["id"],
+                "lead_id": lead["id"],
+                "starts_at": "2027-02-01T10:00:00Z",
+                "duration_minutes": 30,
+                "title": f"{MARK} visit",
+            },
+            headers=a.agent,
+        )
+    )
     ids = {
+        "calendar_id": calendar["id"],
+        "appointment_id": appointment["id"],
         "lead_id": lead["id"],
         "note_id": note["id"],
         "status_id": status["id"],
@@ -188,6 +238,7 @@ async def build_world(client: httpx.AsyncClient, make_account: MakeAccount) -> W
         "endpoint_id": endpoint["id"],
         "import_id": upload["id"],
         "job_id": job["id"],
+        "delivery_id": delivery_id,
         "user_id": user["id"],
         "business_id": a.business_id,
     }
@@ -215,9 +266,9 @@ async def call(
 
 
 async def test_business_b_cannot_reach_business_a(
-    client: httpx.AsyncClient, make_account: MakeAccount
+    client: httpx.AsyncClient, make_account: MakeAccount, db_engine: AsyncEngine
 ) -> None:
-    world = await build_world(client, make_account)
+    world = await build_world(client, make_account, db_engine)
     b_status = (await statuses(client, world.b.owner))["new"]["id"]
     tenant_ops = [op for op in COVERAGE if not op.startswith("admin_")]
 
@@ -266,18 +317,24 @@ async def test_business_b_cannot_reach_business_a(
         "name"
     ] == f"{MARK} form"
     assert (await client.get(f"/api/jobs/{world.ids['job_id']}", headers=a)).status_code == 200
+    delivery = await client.get(f"/api/webhooks/deliveries/{world.ids['delivery_id']}", headers=a)
+    assert delivery.json()["status"] == "dead"  # B's re-send did not touch it
     assert (
         await client.post(f"/api/leads/imports/{world.ids['import_id']}/preview", json={}, headers=a)
     ).status_code == 200
     users = (await client.get("/api/users", headers=a)).json()["items"]
     assert any(u["id"] == world.ids["user_id"] and u["is_active"] for u in users)
+    visit = (await client.get(f"/api/appointments/{world.ids['appointment_id']}", headers=a)).json()
+    assert (visit["title"], visit["status"]) == (f"{MARK} visit", "scheduled")
+    room = (await client.get(f"/api/calendars/{world.ids['calendar_id']}", headers=a)).json()
+    assert room["name"] == f"{MARK} room"
 
 
 @pytest.mark.parametrize("role", ["agent", "admin", "owner"])
 async def test_roles_get_403_where_the_matrix_says_so(
-    client: httpx.AsyncClient, make_account: MakeAccount, role: str
+    client: httpx.AsyncClient, make_account: MakeAccount, db_engine: AsyncEngine, role: str
 ) -> None:
-    world = await build_world(client, make_account)
+    world = await build_world(client, make_account, db_engine)
     headers = getattr(world.a, role)
     refused = [op for op in COVERAGE if not allows(UserRole(role), Permission(OPERATIONS[op][2]))]
     assert refused, role

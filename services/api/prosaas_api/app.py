@@ -5,6 +5,8 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from prosaas_api.admin import router as admin_router
+from prosaas_api.appointments import calendars as appointment_calendars
+from prosaas_api.appointments import router as appointments_router
 from prosaas_api.auth import router as auth_router
 from prosaas_api.business import router as business_router
 from prosaas_api.business import settings_router as business_settings_router
@@ -17,6 +19,7 @@ from prosaas_api.leads import router as leads_router
 from prosaas_api.leads import statuses as lead_statuses
 from prosaas_api.settings import ApiSettings
 from prosaas_api.users import router as users_router
+from prosaas_api.webhooks import router as webhooks_router
 from prosaas_common.settings import load_settings
 from prosaas_common.web import create_service_app
 
@@ -43,4 +46,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     app.include_router(leads_router.router)
     app.include_router(lead_notes.router)
     app.include_router(lead_statuses.router)
+    app.include_router(webhooks_router.router)
+    app.include_router(appointment_calendars.router)
+    app.include_router(appointments_router.router)
     return app

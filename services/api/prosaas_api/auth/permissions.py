@@ -20,6 +20,9 @@ class Permission(StrEnum):
     LEADS_WRITE = "leads.write"  # create, update, move, notes
     LEADS_DELETE = "leads.delete"  # delete, bulk changes, import
     STATUSES_MANAGE = "statuses.manage"  # lead statuses and their order
+    APPOINTMENTS_READ = "appointments.read"  # calendars, availability, appointments
+    APPOINTMENTS_WRITE = "appointments.write"  # book, reschedule, cancel
+    CALENDARS_MANAGE = "calendars.manage"  # create, change and delete calendars
 
 
 _OWNER_ADMIN = frozenset({UserRole.OWNER, UserRole.ADMIN})
@@ -35,6 +38,9 @@ MATRIX: dict[Permission, frozenset[UserRole]] = {
     Permission.LEADS_WRITE: _STAFF,
     Permission.LEADS_DELETE: _OWNER_ADMIN,
     Permission.STATUSES_MANAGE: _OWNER_ADMIN,
+    Permission.APPOINTMENTS_READ: _STAFF,
+    Permission.APPOINTMENTS_WRITE: _STAFF,
+    Permission.CALENDARS_MANAGE: _OWNER_ADMIN,
 }
 
 

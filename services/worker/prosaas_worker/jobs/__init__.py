@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from prosaas_worker.jobs import email, events, leads, system
+from prosaas_worker.jobs import email, events, leads, system, webhooks
 from prosaas_worker.registry import JobSpec
 
-ALL_JOBS: tuple[JobSpec, ...] = (*system.JOBS, *email.JOBS, *events.JOBS, *leads.JOBS)
+ALL_JOBS: tuple[JobSpec, ...] = (
+    *system.JOBS,
+    *email.JOBS,
+    *events.JOBS,
+    *leads.JOBS,
+    *webhooks.JOBS,
+)

@@ -1,0 +1,1 @@
+"""Calendars, availability and appointments."""

@@ -1,0 +1,1 @@
+"""Outbound webhook deliveries: list, inspect and re-send (``/api/webhooks/deliveries``)."""
