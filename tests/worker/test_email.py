@@ -52,7 +52,7 @@ async def row(engine: AsyncEngine, email_id: int) -> Any:
 @pytest.fixture
 async def direct(make_config: MakeConfig) -> AsyncIterator[Any]:
     """``await run(email_id, job_try=1, **config)``: the registered (instrumented) job, without arq."""
-    [function] = [f for f in arq_functions(ALL_JOBS) if f.name == "deliver_email"]
+    [function] = [f for f in arq_functions(ALL_JOBS) if f.name == "email.deliver"]
     created: list[WorkerResources] = []
 
     async def run(email_id: int, job_try: int = 1, **overrides: Any) -> Any:
@@ -71,13 +71,13 @@ async def test_delivered_through_a_worker_then_idempotent(
     make_config: MakeConfig, run_group: RunGroup, pool: ArqRedis, db_engine: AsyncEngine, smtp: SmtpServer
 ) -> None:
     email_id = await add_email(db_engine)
-    job = await enqueue(pool, "deliver_email", email_id, job_id=email_job_id(email_id))
+    job = await enqueue(pool, "email.deliver", email_id, job_id=email_job_id(email_id))
     assert job is not None
     async with run_group(make_config(worker_queues="default", smtp_url=smtp.url)):
         assert await job.result(timeout=10, poll_delay=0.05) == "sent"
         # Same job id: arq drops it (result kept); another id for the same row: runs, sends nothing.
-        assert await enqueue(pool, "deliver_email", email_id, job_id=email_job_id(email_id)) is None
-        again = await enqueue(pool, "deliver_email", email_id, job_id=f"email:{email_id}:dup")
+        assert await enqueue(pool, "email.deliver", email_id, job_id=email_job_id(email_id)) is None
+        again = await enqueue(pool, "email.deliver", email_id, job_id=f"email:{email_id}:dup")
         assert again is not None
         assert await again.result(timeout=10, poll_delay=0.05) == "skipped"
 
@@ -134,7 +134,7 @@ async def test_permanent_refusal_fails_the_row_without_retry(
 ) -> None:
     smtp.handler.refuse["nobody@example.com"] = "550 5.1.1 no such mailbox"
     email_id = await add_email(db_engine, to="nobody@example.com")
-    job = await enqueue(pool, "deliver_email", email_id, job_id=email_job_id(email_id))
+    job = await enqueue(pool, "email.deliver", email_id, job_id=email_job_id(email_id))
     assert job is not None
     async with run_group(make_config(worker_queues="default", smtp_url=smtp.url)):
         assert await job.result(timeout=10, poll_delay=0.05) == "failed"
@@ -167,7 +167,7 @@ async def test_unreachable_server_commits_the_attempt_and_retries_later(
         await direct(email_id, job_try=3, smtp_url=url)
     assert third.value.defer_score == 120_000
     assert (await row(db_engine, email_id)).attempts == 2
-    retrying = debug_logs.events("job.retrying", job="deliver_email", job_id=email_job_id(email_id))
+    retrying = debug_logs.events("job.retrying", job="email.deliver", job_id=email_job_id(email_id))
     assert [r["defer_s"] for r in retrying] == [30.0, 120.0]
 
 

@@ -67,7 +67,8 @@ async def make_tenant(engine: AsyncEngine, name: str, region: str = "US") -> Ten
 
 @pytest.fixture
 async def run(make_config: MakeConfig, pool: ArqRedis) -> AsyncIterator[RunJob]:
-    """``await run("leads_import" | "leads_bulk", job_id)`` with a ctx built as the worker builds it."""
+    """``await run("leads_import" | "leads_bulk", job_id)``: the job function, with a ctx built as the
+    worker builds it."""
     resources = WorkerResources.create(make_config())
     functions = {"leads_import": lead_jobs.leads_import, "leads_bulk": lead_jobs.leads_bulk}
 
@@ -345,7 +346,9 @@ async def test_an_import_through_a_real_worker_on_the_low_queue(
     db_engine: AsyncEngine, tenant: Tenant, pool: ArqRedis, make_config: MakeConfig, run_group: RunGroup
 ) -> None:
     job_id = await add_import(db_engine, tenant, "name,phone\nAda,212 555 0100\nBob,212 555 0101\n")
-    job = await enqueue(pool, "leads_import", job_id, queue=Queue.LOW, job_id=lead_jobs.import_job_id(job_id))
+    job = await enqueue(
+        pool, lead_jobs.IMPORT_JOB, job_id, queue=Queue.LOW, job_id=lead_jobs.import_job_id(job_id)
+    )
     assert job is not None
     async with run_group(make_config(worker_queues="low")):
         assert await job.result(timeout=20, poll_delay=0.05) == "succeeded"

@@ -28,7 +28,7 @@ async def test_each_queue_runs_its_jobs_with_context_in_the_logs(
 ) -> None:
     jobs: dict[Queue, Job] = {}
     for queue in Queue:
-        job = await enqueue(pool, "ping", {"queue": queue.short_name}, queue=queue)
+        job = await enqueue(pool, "system.ping", {"queue": queue.short_name}, queue=queue)
         assert job is not None
         jobs[queue] = job
 
@@ -45,7 +45,7 @@ async def test_each_queue_runs_its_jobs_with_context_in_the_logs(
         assert record["payload"] == {"queue": queue.short_name}
         assert 0 < await redis.ttl(ping_key(job.job_id)) <= 3600
 
-        expected = {"job_id": job.job_id, "job_try": 1, "job": "ping", "queue": queue.short_name}
+        expected = {"job_id": job.job_id, "job_try": 1, "job": "system.ping", "queue": queue.short_name}
         [started] = debug_logs.events("job.started", **expected)
         [succeeded] = debug_logs.events("job.succeeded", **expected)
         assert started["level"] == succeeded["level"] == "debug"
@@ -60,8 +60,8 @@ async def test_each_queue_runs_its_jobs_with_context_in_the_logs(
 async def test_a_worker_serves_only_its_queues(
     make_config: MakeConfig, run_group: RunGroup, pool: ArqRedis, redis: Redis
 ) -> None:
-    high = await enqueue(pool, "ping", "h", queue=Queue.HIGH)
-    low = await enqueue(pool, "ping", "l", queue=Queue.LOW)
+    high = await enqueue(pool, "system.ping", "h", queue=Queue.HIGH)
+    low = await enqueue(pool, "system.ping", "l", queue=Queue.LOW)
     assert high is not None
     assert low is not None
     async with run_group(make_config(worker_queues="high")):
@@ -85,7 +85,7 @@ async def test_resources_are_shared_by_every_queue_of_the_process(
 async def test_info_level_is_quiet_for_successful_jobs(
     make_config: MakeConfig, run_group: RunGroup, pool: ArqRedis, info_logs: LogCapture
 ) -> None:
-    job = await enqueue(pool, "ping", 1)
+    job = await enqueue(pool, "system.ping", 1)
     assert job is not None
     async with run_group(make_config(worker_queues="default")):
         assert await job.result(timeout=10, poll_delay=0.05) == 1

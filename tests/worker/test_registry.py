@@ -24,7 +24,7 @@ from tests.worker.procs import TEST_INSTANCE, ProcessOutput, worker_env
 
 def test_all_jobs_have_unique_names_and_include_ping() -> None:
     names = [f.name for f in arq_functions(ALL_JOBS)]
-    assert "ping" in names
+    assert "system.ping" in names
     assert len(names) == len(set(names))
 
 
@@ -67,7 +67,7 @@ async def test_arq_cli_runs_the_jobs_with_our_resources(
     redis_url: str, database_url: str, pool: ArqRedis, redis: Redis
 ) -> None:
     env = worker_env(redis_url, database_url, worker_health_interval="1")
-    job = await enqueue(pool, "ping", "via arq")
+    job = await enqueue(pool, "system.ping", "via arq")
     assert job is not None
     output = ProcessOutput(start_process(["-m", "arq", "prosaas_worker.runner.WorkerSettings"], env))
     try:

@@ -35,7 +35,7 @@ async def test_sigterm_lets_the_running_job_finish_and_exits_0(
         assert stopping["reason"] == "SIGTERM"
         assert stopping["running_jobs"] == 1
 
-        late = await enqueue(pool, "ping", "late")  # arrives while the worker drains
+        late = await enqueue(pool, "system.ping", "late")  # arrives while the worker drains
         assert late is not None
         assert output.proc.poll() is None
         await redis.set(mark("graceful", "release"), "1")

@@ -344,7 +344,7 @@ async def test_through_real_workers_from_event_to_receiver(
     hooks: Receiver = await receiver()
     business_id = await make_business(db_engine, webhook_url=hooks.url)
     event_id = await add_event(db_engine, business_id, "appointment.cancelled")
-    await enqueue(pool, "dispatch_event", event_id, job_id=f"event:{event_id}")
+    await enqueue(pool, "events.dispatch", event_id, job_id=f"event:{event_id}")
 
     async def delivered() -> bool:
         rows = await deliveries(db_engine)

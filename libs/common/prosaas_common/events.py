@@ -1,7 +1,7 @@
 """Recording domain events: a ``domain_events`` row in the caller's transaction, then the
-``dispatch_event`` job enqueued after commit (on the default queue, job id ``event:{id}``).
+``events.dispatch`` job enqueued after commit (on the default queue, job id ``event:{id}``).
 
-The worker's ``dispatch_event`` hands the event on (outbound webhooks, follow-up rules) and marks it
+The worker's ``events.dispatch`` hands the event on (outbound webhooks, follow-up rules) and marks it
 dispatched; an event whose enqueue was lost stays undispatched in the table, never half-sent.
 """
 
@@ -10,14 +10,14 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
-from prosaas_common.jobs import Queue, enqueue_after_commit
+from prosaas_common.jobs import JobName, Queue, enqueue_after_commit
 from prosaas_common.models import DomainEvent
 
 if TYPE_CHECKING:
     from arq.connections import ArqRedis
     from sqlalchemy.ext.asyncio import AsyncSession
 
-DISPATCH_JOB = "dispatch_event"
+DISPATCH_JOB = JobName.EVENTS_DISPATCH
 JobPool = Callable[[], Awaitable["ArqRedis"]]
 
 

@@ -37,6 +37,18 @@ class Queue(StrEnum):
         raise ValueError(f"unknown queue {name!r} (choose from {choices})")
 
 
+class JobName(StrEnum):
+    """Every job the workers run, named ``domain.action``: producers enqueue these names, the worker
+    registers its functions under them."""
+
+    SYSTEM_PING = "system.ping"
+    EMAIL_DELIVER = "email.deliver"
+    EVENTS_DISPATCH = "events.dispatch"
+    LEADS_IMPORT = "leads.import"
+    LEADS_BULK = "leads.bulk"
+    WEBHOOKS_DELIVER = "webhooks.deliver"
+
+
 async def enqueue(
     pool: ArqRedis,
     function: str,

@@ -26,7 +26,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from prosaas_common.jobs import Queue
+from prosaas_common.jobs import JobName, Queue
 
 SIGNATURE_HEADER = "X-ProSaaS-Signature"
 EVENT_HEADER = "X-ProSaaS-Event"
@@ -34,7 +34,7 @@ DELIVERY_HEADER = "X-ProSaaS-Delivery"
 TIMESTAMP_HEADER = "X-ProSaaS-Timestamp"
 SECRET_PREFIX = "whsec_"
 # The worker job that POSTs one delivery: ``webhooks.deliver(delivery_id, since)``, and its queue.
-DELIVER_JOB = "webhooks.deliver"
+DELIVER_JOB = JobName.WEBHOOKS_DELIVER
 DELIVER_QUEUE = Queue.DEFAULT
 DEFAULT_TOLERANCE_S = 300
 

@@ -25,7 +25,7 @@ from prosaas_api.business.schemas import BusinessUpdate
 from prosaas_api.ids import MAX_ROW_ID, RowId
 from prosaas_api.settings import ApiSettings
 from prosaas_common.db import after_commit
-from prosaas_common.jobs import enqueue_after_commit
+from prosaas_common.jobs import JobName, enqueue_after_commit
 from prosaas_common.logging import get_logger
 from prosaas_common.models import Business
 from prosaas_common.web import DbSession, resources_of
@@ -98,7 +98,11 @@ async def create_business(
     business, invitation = await businesses.create(db, settings, principal, body)
     if invitation is not None:
         enqueue_after_commit(
-            db, resources_of(request).job_pool, "deliver_email", invitation, job_id=f"email:{invitation}"
+            db,
+            resources_of(request).job_pool,
+            JobName.EMAIL_DELIVER,
+            invitation,
+            job_id=f"email:{invitation}",
         )
     log.info("admin.business_created", business_id=business.id)
     return await businesses.out(db, business)

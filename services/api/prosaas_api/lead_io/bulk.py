@@ -22,7 +22,7 @@ from prosaas_api.lead_io.schemas import SYNC_BULK_LIMIT, BulkDone, BulkRequest, 
 from prosaas_api.leads.query import LeadRepository, business_region
 from prosaas_api.tenancy import tenant_of
 from prosaas_api.users.service import UserRepository
-from prosaas_common.jobs import Queue, enqueue_after_commit
+from prosaas_common.jobs import JobName, Queue, enqueue_after_commit
 from prosaas_common.leads.bulk import BulkChange, BulkSelection, apply_change, lock_batch
 from prosaas_common.leads.filters import is_phone_query
 from prosaas_common.leads.writer import LeadWriter, UnknownStatus
@@ -32,7 +32,7 @@ from prosaas_common.web import DbSession, resources_of
 router = APIRouter(prefix="/api/leads", tags=["leads"])
 Bulker = Annotated[Principal, Depends(require(Permission.LEADS_DELETE))]
 
-BULK_JOB = "leads_bulk"  # the worker's job name
+BULK_JOB = JobName.LEADS_BULK
 BULK_KIND = "leads.bulk"
 
 

@@ -31,7 +31,7 @@ from prosaas_api.lead_io.schemas import (
 )
 from prosaas_api.leads.query import StatusRepository
 from prosaas_api.tenancy import TenantRepository, not_found, tenant_of
-from prosaas_common.jobs import Queue, enqueue_after_commit
+from prosaas_common.jobs import JobName, Queue, enqueue_after_commit
 from prosaas_common.leads.importing import (
     MAX_BYTES,
     MAX_ROWS,
@@ -50,7 +50,7 @@ from prosaas_common.web import DbSession, resources_of
 router = APIRouter(prefix="/api/leads/imports", tags=["leads"])
 Importer = Annotated[Principal, Depends(require(Permission.LEADS_DELETE))]
 
-IMPORT_JOB = "leads_import"  # the worker's job name
+IMPORT_JOB = JobName.LEADS_IMPORT
 IMPORT_KIND = "leads.import"
 UPLOAD_PREVIEW_ROWS = 10
 

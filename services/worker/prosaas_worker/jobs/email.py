@@ -1,6 +1,6 @@
-"""E-mail delivery: ``deliver_email(email_id)`` sends one ``outbound_emails`` row at most once.
+"""E-mail delivery: ``email.deliver(email_id)`` sends one ``outbound_emails`` row at most once.
 
-The api writes the outbox row, commits, then enqueues ``deliver_email`` on the default queue with the
+The api writes the outbox row, commits, then enqueues ``email.deliver`` on the default queue with the
 job id ``email:{id}``. The job:
 
 * locks the row (``SELECT … FOR UPDATE``), so a duplicate running at the same time waits and then
@@ -21,13 +21,14 @@ from sqlalchemy import select
 
 from prosaas_common.db import unit_of_work
 from prosaas_common.dns import is_dns_error
+from prosaas_common.jobs import JobName
 from prosaas_common.logging import get_logger
 from prosaas_common.models.email import EmailStatus, OutboundEmail
 from prosaas_worker.context import JobContext, current_try, get_resources
 from prosaas_worker.email_transport import PermanentSmtpError, build_message, send_message, short_error
 from prosaas_worker.registry import JobSpec, job
 
-JOB_NAME = "deliver_email"
+JOB_NAME = JobName.EMAIL_DELIVER
 MAX_TRIES = 8
 # Delay before the next try after try N failed (N = 1, 2, 3, then the cap).
 RETRY_DELAYS_S = (30.0, 60.0, 120.0, 300.0)

@@ -22,6 +22,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from prosaas_common.db import unit_of_work
+from prosaas_common.jobs import JobName
 from prosaas_common.leads.bulk import BulkChange, BulkSelection, apply_change, count_matching, lock_batch
 from prosaas_common.leads.importing import (
     DataRow,
@@ -39,8 +40,8 @@ from prosaas_common.models import BackgroundJob, Business, JobState, LeadImport,
 from prosaas_worker.context import JobContext, get_resources
 from prosaas_worker.registry import JobSpec, job
 
-IMPORT_JOB = "leads_import"
-BULK_JOB = "leads_bulk"
+IMPORT_JOB = JobName.LEADS_IMPORT
+BULK_JOB = JobName.LEADS_BULK
 IMPORT_BATCH = 500
 BULK_BATCH = 500
 MAX_ERRORS = 500
@@ -227,7 +228,7 @@ async def leads_import(ctx: JobContext, job_id: str) -> str:
                 return "skipped"
             plan = await load_import(db, job_row)
             job_row.total = len(plan.parsed.rows)
-        log.debug("leads_import.started", background_job_id=job_id, rows=len(plan.parsed.rows))
+        log.debug("leads.import_started", background_job_id=job_id, rows=len(plan.parsed.rows))
         while True:
             async with unit_of_work(factory) as db:
                 job_row = await locked_job(db, key)
@@ -253,7 +254,7 @@ async def leads_import(ctx: JobContext, job_id: str) -> str:
                 job_row.failed += outcome.failed_rows
                 add_errors(job_row, outcome.errors)
                 job_row.result = import_result(job_row, plan, outcome)
-        log.info("leads_import.finished", background_job_id=job_id, rows=len(plan.parsed.rows))
+        log.info("leads.import_finished", background_job_id=job_id, rows=len(plan.parsed.rows))
         return "succeeded"
 
     return await run_guarded(ctx, key, work)
@@ -301,7 +302,7 @@ async def leads_bulk(ctx: JobContext, job_id: str) -> str:
                     "changed": job_row.succeeded,
                     "last_id": last_id,
                 }
-        log.info("leads_bulk.finished", background_job_id=job_id, action=change.action)
+        log.info("leads.bulk_finished", background_job_id=job_id, action=change.action)
         return "succeeded"
 
     return await run_guarded(ctx, key, work)

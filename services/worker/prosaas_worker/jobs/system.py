@@ -6,6 +6,7 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
+from prosaas_common.jobs import JobName
 from prosaas_worker.context import JobContext, get_resources, job_queue
 from prosaas_worker.registry import JobSpec, job
 
@@ -32,4 +33,4 @@ async def ping(ctx: JobContext, payload: Any = None) -> Any:
     return payload
 
 
-JOBS: tuple[JobSpec, ...] = (job(ping),)
+JOBS: tuple[JobSpec, ...] = (job(ping, name=JobName.SYSTEM_PING),)

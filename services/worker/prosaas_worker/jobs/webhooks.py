@@ -1,6 +1,6 @@
 """Outbound webhooks: one ``webhook_deliveries`` row per (event, URL), POSTed signed, retried, dead-lettered.
 
-* :func:`create_deliveries` runs inside ``dispatch_event`` (see :data:`events.HANDLERS`): for each URL
+* :func:`create_deliveries` runs inside ``events.dispatch`` (see :data:`events.HANDLERS`): for each URL
   of the business that takes the event it inserts a row (``ON CONFLICT (event_id, url) DO NOTHING``, so
   a duplicate dispatch adds nothing) and, after the commit, enqueues ``webhooks.deliver`` with the job
   id ``webhook:{delivery_id}:{attempts}``. A business without a signing secret gets one here.
@@ -97,7 +97,7 @@ async def signing_secret(db: AsyncSession, business_id: int) -> str:
 
 
 async def create_deliveries(ctx: JobContext, db: AsyncSession, event: DomainEvent) -> None:
-    """Handler of ``dispatch_event``: a delivery row per configured URL, each enqueued after commit."""
+    """Handler of ``events.dispatch``: a delivery row per configured URL, each enqueued after commit."""
     settings = await db.scalar(
         select(BusinessSettings).where(BusinessSettings.business_id == event.business_id)
     )
@@ -204,7 +204,7 @@ async def deliver(ctx: JobContext, delivery_id: int, since: int = 0) -> str:
 
 
 def register_handlers() -> None:
-    """Add :func:`create_deliveries` to ``dispatch_event``'s handlers of every webhook event (once)."""
+    """Add :func:`create_deliveries` to ``events.dispatch``'s handlers of every webhook event (once)."""
     for event_type in EVENTS:
         handlers = events.HANDLERS.get(event_type, ())
         if create_deliveries not in handlers:
