@@ -47,6 +47,7 @@ class JobName(StrEnum):
     LEADS_IMPORT = "leads.import"
     LEADS_BULK = "leads.bulk"
     WEBHOOKS_DELIVER = "webhooks.deliver"
+    WEBHOOKS_RECOVER = "webhooks.recover"
 
 
 async def enqueue(

@@ -21,13 +21,13 @@ from typing import TYPE_CHECKING
 
 import httpx
 from arq import Retry
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from prosaas_common.db import unit_of_work
 from prosaas_common.dns import is_dns_error
-from prosaas_common.jobs import enqueue_after_commit
+from prosaas_common.jobs import JobName, enqueue_after_commit
 from prosaas_common.logging import get_logger
 from prosaas_common.models import BusinessSettings, DomainEvent
 from prosaas_common.models.webhook import DeliveryStatus, WebhookDelivery
@@ -55,6 +55,9 @@ JOB_NAME = DELIVER_JOB
 REQUEST_TIMEOUT_S = 10.0
 ERROR_LENGTH = 500
 USER_AGENT = "ProSaaS-Webhooks/1"
+# A pending delivery whose attempt is this late has lost its job; the sweep takes at most a batch.
+RECOVER_AFTER_S = 600
+RECOVER_BATCH = 500
 
 log = get_logger("prosaas.worker.webhooks")
 
@@ -203,6 +206,31 @@ async def deliver(ctx: JobContext, delivery_id: int, since: int = 0) -> str:
     raise Retry(defer=delay) from failure
 
 
+async def recover(ctx: JobContext, scheduled_for: str | None = None) -> int:
+    """Scheduled sweep: re-enqueue pending deliveries whose attempt is long overdue — their job was
+    lost (a Redis flush, a lost enqueue after commit). Rows are claimed with ``SKIP LOCKED``; a round
+    that is in fact still alive stands down when it sees the newer attempts, so nothing is POSTed twice
+    at once. Returns how many were re-enqueued."""
+    overdue = func.now() - timedelta(seconds=RECOVER_AFTER_S)
+    async with unit_of_work(get_resources(ctx).session_factory) as db:
+        rows = await db.execute(
+            select(WebhookDelivery.id, WebhookDelivery.attempts)
+            .where(
+                WebhookDelivery.status == DeliveryStatus.PENDING.value,
+                func.coalesce(WebhookDelivery.next_attempt_at, WebhookDelivery.created_at) < overdue,
+            )
+            .order_by(WebhookDelivery.id)
+            .limit(RECOVER_BATCH)
+            .with_for_update(skip_locked=True)
+        )
+        found = list(rows)
+        for delivery_id, attempts in found:
+            enqueue_delivery(db, ctx, delivery_id, attempts)
+    if found:
+        log.info("webhook.recovered", count=len(found))
+    return len(found)
+
+
 def register_handlers() -> None:
     """Add :func:`create_deliveries` to ``events.dispatch``'s handlers of every webhook event (once)."""
     for event_type in EVENTS:
@@ -213,4 +241,7 @@ def register_handlers() -> None:
 
 register_handlers()
 
-JOBS: tuple[JobSpec, ...] = (job(deliver, name=JOB_NAME, max_tries=MAX_ATTEMPTS, timeout_s=30),)
+JOBS: tuple[JobSpec, ...] = (
+    job(deliver, name=JOB_NAME, max_tries=MAX_ATTEMPTS, timeout_s=30),
+    job(recover, name=JobName.WEBHOOKS_RECOVER, max_tries=1, timeout_s=60),
+)
