@@ -83,3 +83,13 @@ async def test_arq_cli_runs_the_jobs_with_our_resources(
     finally:
         output.kill()
     assert not await redis.exists(f"arq:queue:default:health-check:{TEST_INSTANCE}")
+
+
+def test_every_job_name_and_every_schedule_has_a_registered_job() -> None:
+    from prosaas_common.jobs import JobName
+    from prosaas_scheduler.schedules import SCHEDULES
+
+    registered = {spec.name for spec in ALL_JOBS}
+    assert {name.value for name in JobName} <= registered
+    assert {schedule.job for schedule in SCHEDULES} <= registered
+    assert all("." in name for name in registered), "jobs are named domain.action"

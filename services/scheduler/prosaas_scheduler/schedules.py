@@ -8,10 +8,20 @@ one-off deployments can run schedules defined elsewhere without editing this mod
 from __future__ import annotations
 
 import importlib
+from datetime import timedelta
 
+from prosaas_common.jobs import JobName, Queue
 from prosaas_scheduler.schedule import Schedule, unique_schedules
 
-SCHEDULES: list[Schedule] = []
+SCHEDULES: list[Schedule] = [
+    # Pending webhook deliveries whose job was lost (their retries themselves are deferred arq jobs).
+    Schedule(
+        name="webhooks-recover",
+        job=JobName.WEBHOOKS_RECOVER,
+        queue=Queue.DEFAULT,
+        every=timedelta(seconds=30),
+    ),
+]
 
 
 def load_schedules(spec: str | None = None) -> tuple[Schedule, ...]:
