@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from prosaas_api.auth.permissions import Permission, allows
 from prosaas_api.operations_doc import operations, schema_app
-from prosaas_common.models import UserRole
+from prosaas_common.models import Notification, UserRole
 from prosaas_common.models.webhook import WebhookDelivery
 from tests.api.lead_helpers import MakeAccount, Team, signed_in_team, statuses
 
@@ -124,6 +124,14 @@ COVERAGE: dict[str, Covered] = {
     "webhooks_list_deliveries": Covered("list"),
     "webhooks_get_delivery": Covered("object"),
     "webhooks_resend_delivery": Covered("object"),
+    "reminders_list": Covered("list"),
+    "reminders_create": Covered("own", {"due_at": "2027-03-01T09:00:00Z", "note": "x"}),
+    "reminders_complete": Covered("object"),
+    "reminders_snooze": Covered("object", {"minutes": 10}),
+    "reminders_delete": Covered("object"),
+    "notifications_list": Covered("list"),
+    "notifications_read": Covered("object"),
+    "notifications_read_all": Covered("own"),
 }
 
 OPERATIONS = {op: (method, path, needs) for op, method, path, needs in operations(schema_app())}
@@ -228,7 +236,30 @@ async def build_world(client: httpx.AsyncClient, make_account: MakeAccount, db_e
             headers=a.agent,
         )
     )
+    reminder = await made(
+        await client.post(
+            "/api/reminders",
+            json={"due_at": "2027-02-01T09:00:00Z", "note": f"{MARK} call back", "lead_id": lead["id"]},
+            headers=a.agent,
+        )
+    )
+    async with db_engine.begin() as conn:  # notifications are made by the worker
+        notification_id = (
+            await conn.execute(
+                insert(Notification)
+                .values(
+                    business_id=a.business_id,
+                    user_id=a.agent_user_id,
+                    kind="reminder",
+                    title=f"{MARK} reminder",
+                    reminder_id=reminder["id"],
+                )
+                .returning(Notification.id)
+            )
+        ).scalar_one()
     ids = {
+        "reminder_id": reminder["id"],
+        "notification_id": notification_id,
         "calendar_id": calendar["id"],
         "appointment_id": appointment["id"],
         "lead_id": lead["id"],
@@ -328,6 +359,10 @@ async def test_business_b_cannot_reach_business_a(
     assert (visit["title"], visit["status"]) == (f"{MARK} visit", "scheduled")
     room = (await client.get(f"/api/calendars/{world.ids['calendar_id']}", headers=a)).json()
     assert room["name"] == f"{MARK} room"
+    [reminder] = (await client.get("/api/reminders", headers=a)).json()["items"]
+    assert (reminder["id"], reminder["status"]) == (world.ids["reminder_id"], "pending")
+    inbox = (await client.get("/api/notifications", headers=world.a.agent)).json()
+    assert ([n["id"] for n in inbox["items"]], inbox["unread_count"]) == ([world.ids["notification_id"]], 1)
 
 
 @pytest.mark.parametrize("role", ["agent", "admin", "owner"])

@@ -43,6 +43,8 @@ EXPECTED_TABLES = {
     "appointments",
     "webhook_deliveries",
     "dead_letters",
+    "reminders",
+    "notifications",
 }
 
 

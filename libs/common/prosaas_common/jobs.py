@@ -48,6 +48,7 @@ class JobName(StrEnum):
     LEADS_BULK = "leads.bulk"
     WEBHOOKS_DELIVER = "webhooks.deliver"
     WEBHOOKS_RECOVER = "webhooks.recover"
+    REMINDERS_SEND_DUE = "reminders.send_due"
 
 
 async def enqueue(

@@ -17,6 +17,8 @@ from prosaas_api.lead_io import router as lead_io_router
 from prosaas_api.leads import notes as lead_notes
 from prosaas_api.leads import router as leads_router
 from prosaas_api.leads import statuses as lead_statuses
+from prosaas_api.reminders import notifications as reminder_notifications
+from prosaas_api.reminders import router as reminders_router
 from prosaas_api.settings import ApiSettings
 from prosaas_api.users import router as users_router
 from prosaas_api.webhooks import router as webhooks_router
@@ -49,4 +51,6 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     app.include_router(webhooks_router.router)
     app.include_router(appointment_calendars.router)
     app.include_router(appointments_router.router)
+    app.include_router(reminders_router.router)
+    app.include_router(reminder_notifications.router)
     return app

@@ -21,6 +21,13 @@ SCHEDULES: list[Schedule] = [
         queue=Queue.DEFAULT,
         every=timedelta(seconds=30),
     ),
+    # Reminders that fell due: one in-app notification (and e-mail) each.
+    Schedule(
+        name="reminders-due",
+        job=JobName.REMINDERS_SEND_DUE,
+        queue=Queue.DEFAULT,
+        every=timedelta(seconds=30),
+    ),
 ]
 
 

@@ -21,6 +21,7 @@ from prosaas_common.models.lead import Lead, LeadActivity, LeadNote, LeadStatusC
 from prosaas_common.models.lead_import import LeadImport
 from prosaas_common.models.lead_status import DEFAULT_LEAD_STATUSES, LeadStatus
 from prosaas_common.models.phone import BusinessPhoneNumber
+from prosaas_common.models.reminder import Notification, Reminder, ReminderChannel, ReminderStatus
 from prosaas_common.models.user import ROLES, User, UserRole
 from prosaas_common.models.webhook import DeliveryStatus, WebhookDelivery
 
@@ -53,9 +54,13 @@ __all__ = [
     "LeadNote",
     "LeadStatus",
     "LeadStatusChange",
+    "Notification",
     "OutboundEmail",
     "PasswordResetToken",
     "RefreshToken",
+    "Reminder",
+    "ReminderChannel",
+    "ReminderStatus",
     "User",
     "UserRole",
     "WebhookDelivery",

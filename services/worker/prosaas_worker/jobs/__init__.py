@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prosaas_worker.jobs import email, events, leads, system, webhooks
+from prosaas_worker.jobs import email, events, leads, reminders, system, webhooks
 from prosaas_worker.registry import JobSpec
 
 ALL_JOBS: tuple[JobSpec, ...] = (
@@ -11,4 +11,5 @@ ALL_JOBS: tuple[JobSpec, ...] = (
     *events.JOBS,
     *leads.JOBS,
     *webhooks.JOBS,
+    *reminders.JOBS,
 )

@@ -1,0 +1,1 @@
+"""Staff reminders and the caller's in-app notifications."""
