@@ -46,6 +46,15 @@ async def client(make_settings: Callable[..., ApiSettings]) -> AsyncIterator[htt
 PASSWORD = "correct horse battery staple"
 
 
+async def auth_for(client: httpx.AsyncClient, email: str, password: str = PASSWORD) -> dict[str, str]:
+    """Sign in as an API client; the bearer header for later requests."""
+    response = await client.post(
+        "/api/auth/login", json={"email": email, "password": password, "client": "api"}
+    )
+    assert response.status_code == 200, response.text
+    return {"Authorization": f"Bearer {response.json()['access_token']}"}
+
+
 @dataclass(frozen=True)
 class Account:
     user_id: int

@@ -9,8 +9,7 @@ from typing import Any
 import httpx
 
 from prosaas_common.models import UserRole
-from tests.api.conftest import Account
-from tests.api.test_users import auth_for
+from tests.api.conftest import Account, auth_for
 
 MakeAccount = Callable[..., Awaitable[Account]]
 

@@ -15,18 +15,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from prosaas_common.jobs import Queue
 from prosaas_common.models import AuditEvent, LeadStatus, OutboundEmail, User, UserRole
-from tests.api.conftest import PASSWORD, Account
+from tests.api.conftest import PASSWORD, Account, auth_for
 
 MakeAccount = Callable[..., Awaitable[Account]]
 OWNER_PASSWORD = "the owner's own passphrase"
-
-
-async def auth_for(client: httpx.AsyncClient, email: str, password: str = PASSWORD) -> dict[str, str]:
-    response = await client.post(
-        "/api/auth/login", json={"email": email, "password": password, "client": "api"}
-    )
-    assert response.status_code == 200, response.text
-    return {"Authorization": f"Bearer {response.json()['access_token']}"}
 
 
 def new_business(**overrides: Any) -> dict[str, Any]:

@@ -9,17 +9,9 @@ import httpx
 import pytest
 
 from prosaas_common.models import UserRole
-from tests.api.conftest import PASSWORD, Account
+from tests.api.conftest import Account, auth_for
 
 MakeAccount = Callable[..., Awaitable[Account]]
-
-
-async def auth_for(client: httpx.AsyncClient, email: str) -> dict[str, str]:
-    response = await client.post(
-        "/api/auth/login", json={"email": email, "password": PASSWORD, "client": "api"}
-    )
-    assert response.status_code == 200, response.text
-    return {"Authorization": f"Bearer {response.json()['access_token']}"}
 
 
 async def test_staff_read_and_managers_update_their_business(

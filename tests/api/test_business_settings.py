@@ -13,7 +13,7 @@ from sqlalchemy import delete, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from prosaas_common.models import AuditEvent, BusinessPhoneNumber, BusinessSettings, UserRole
-from tests.api.conftest import PASSWORD, Account
+from tests.api.conftest import Account, auth_for
 
 MakeAccount = Callable[..., Awaitable[Account]]
 SETTINGS = "/api/business/current/settings"
@@ -47,14 +47,6 @@ DEFAULTS = {
     "default_region": "US",
     "phone_numbers": [],
 }
-
-
-async def auth_for(client: httpx.AsyncClient, email: str) -> dict[str, str]:
-    response = await client.post(
-        "/api/auth/login", json={"email": email, "password": PASSWORD, "client": "api"}
-    )
-    assert response.status_code == 200, response.text
-    return {"Authorization": f"Bearer {response.json()['access_token']}"}
 
 
 async def team(client: httpx.AsyncClient, make_account: MakeAccount) -> dict[str, dict[str, str]]:

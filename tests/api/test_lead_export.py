@@ -18,8 +18,7 @@ from prosaas_api.lead_io import export
 from prosaas_common.db import create_session_factory, unit_of_work
 from prosaas_common.leads.writer import LeadWriter
 from prosaas_common.models import AuditEvent, LeadStatus, UserRole
-from tests.api.conftest import Account
-from tests.api.test_users import auth_for
+from tests.api.conftest import Account, auth_for
 
 MakeAccount = Callable[..., Awaitable[Account]]
 HEADER = [

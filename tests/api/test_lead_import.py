@@ -21,9 +21,8 @@ from prosaas_common.settings import build_settings
 from prosaas_worker.context import WorkerResources
 from prosaas_worker.jobs import leads as lead_jobs
 from prosaas_worker.settings import WorkerConfig
-from tests.api.conftest import Account
+from tests.api.conftest import Account, auth_for
 from tests.api.test_lead_export import add_leads, status_ids
-from tests.api.test_users import auth_for
 
 MakeAccount = Callable[..., Awaitable[Account]]
 RunJob = Callable[[str], Awaitable[str]]

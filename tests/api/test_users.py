@@ -12,17 +12,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from prosaas_common.jobs import Queue
 from prosaas_common.models import OutboundEmail, UserRole
-from tests.api.conftest import PASSWORD, Account
+from tests.api.conftest import PASSWORD, Account, auth_for
 
 MakeAccount = Callable[..., Awaitable[Account]]
-
-
-async def auth_for(client: httpx.AsyncClient, email: str) -> dict[str, str]:
-    response = await client.post(
-        "/api/auth/login", json={"email": email, "password": PASSWORD, "client": "api"}
-    )
-    assert response.status_code == 200, response.text
-    return {"Authorization": f"Bearer {response.json()['access_token']}"}
 
 
 async def team(make_account: MakeAccount) -> dict[str, Account]:

@@ -14,6 +14,7 @@ from prosaas_api import audit
 from prosaas_api.admin.schemas import AdminBusinessOut, BusinessCreate
 from prosaas_api.auth.password_reset import send_invitation
 from prosaas_api.auth.principal import Principal
+from prosaas_api.business.router import business_out
 from prosaas_api.settings import ApiSettings
 from prosaas_common.models import (
     AuthSession,
@@ -40,12 +41,7 @@ async def numbers_of(db: AsyncSession, business_id: int) -> list[str]:
 
 async def out(db: AsyncSession, business: Business) -> AdminBusinessOut:
     return AdminBusinessOut(
-        id=business.id,
-        name=business.name,
-        timezone=business.timezone,
-        locale=business.locale,
-        default_region=business.default_region,
-        is_active=business.is_active,
+        **business_out(business).model_dump(),
         created_at=business.created_at,
         phone_numbers=await numbers_of(db, business.id),
     )

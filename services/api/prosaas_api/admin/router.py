@@ -21,6 +21,7 @@ from prosaas_api.auth.principal import (
 )
 from prosaas_api.auth.router import respond_with_tokens
 from prosaas_api.auth.schemas import ApiTokens, BrowserSession
+from prosaas_api.business.router import apply_update
 from prosaas_api.business.schemas import BusinessUpdate
 from prosaas_api.ids import MAX_ROW_ID, RowId
 from prosaas_api.settings import ApiSettings
@@ -141,14 +142,7 @@ async def update_business(
     business_id: RowId, body: BusinessUpdate, principal: PlatformAdmin, db: DbSession
 ) -> AdminBusinessOut:
     business = await _business(db, business_id, for_update=True)
-    changes = body.model_dump(exclude_unset=True, exclude_none=True)
-    before = {field: getattr(business, field) for field in changes}
-    for field, value in changes.items():
-        setattr(business, field, value)
-    if changes:
-        await audit.record(
-            db, principal, "business.updated", "business", business.id, {"before": before, "after": changes}
-        )
+    await apply_update(db, principal, business, body)
     return await businesses.out(db, business)
 
 

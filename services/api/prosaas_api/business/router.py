@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from prosaas_api import audit
 from prosaas_api.auth.permissions import Permission
@@ -31,6 +32,20 @@ def business_out(business: Business) -> BusinessOut:
     )
 
 
+async def apply_update(
+    db: AsyncSession, principal: Principal, business: Business, body: BusinessUpdate
+) -> None:
+    """Name, timezone, locale as given (by its staff or platform staff), audited with before/after."""
+    changes = body.model_dump(exclude_unset=True, exclude_none=True)
+    before = {field: getattr(business, field) for field in changes}
+    for field, value in changes.items():
+        setattr(business, field, value)
+    if changes:
+        await audit.record(
+            db, principal, "business.updated", "business", business.id, {"before": before, "after": changes}
+        )
+
+
 async def current_business(db: DbSession, principal: Principal, *, for_update: bool = False) -> Business:
     business = await db.get(Business, tenant_of(principal), with_for_update=for_update)
     if business is None:
@@ -46,14 +61,7 @@ async def get_current(principal: Reader, db: DbSession) -> BusinessOut:
 @router.patch("/current", operation_id="business_update_current", response_model=BusinessOut)
 async def update_current(body: BusinessUpdate, principal: Manager, db: DbSession) -> BusinessOut:
     business = await current_business(db, principal, for_update=True)
-    changes = body.model_dump(exclude_unset=True, exclude_none=True)
-    before = {field: getattr(business, field) for field in changes}
-    for field, value in changes.items():
-        setattr(business, field, value)
-    if changes:
-        await audit.record(
-            db, principal, "business.updated", "business", business.id, {"before": before, "after": changes}
-        )
+    await apply_update(db, principal, business, body)
     return business_out(business)
 
 
