@@ -65,7 +65,7 @@ async def test_create_business_with_owner_statuses_and_numbers(
     assert (owner.role, owner.password_hash, owner.full_name) == ("owner", None, "Dr. Lee")
     assert invitation.to_address == "dr.lee@brightsmiles.example"
     assert "Bright Smiles Dental" in invitation.subject
-    assert await pool.zrange(Queue.DEFAULT.value, 0, -1) == [f"email:{invitation.id}".encode()]
+    assert await pool.zrange(Queue.HIGH.value, 0, -1) == [f"email:{invitation.id}".encode()]
     assert tuple(audit) == ("business.created", str(body["id"]))
 
     # The owner follows the invitation link, chooses a password and signs in to their business.

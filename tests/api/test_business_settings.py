@@ -42,6 +42,7 @@ DEFAULTS = {
     "webhook_url": None,
     "call_completed_webhook_url": None,
     "lead_status_webhook_url": None,
+    "email_from_name": None,
     "webhook_secret_set": False,
     "webhook_secret_hint": None,
     "default_region": "US",
@@ -139,6 +140,34 @@ async def test_owners_and_admins_change_settings_agents_may_not(
     assert "Bright Smiles" not in recorded
 
 
+async def test_the_email_sender_name_is_trimmed_and_blank_clears_it(
+    client: httpx.AsyncClient, make_account: MakeAccount, db_engine: AsyncEngine
+) -> None:
+    people = await team(client, make_account)
+    name = "  Bright Smiles <Dental> & Co, Zoë's  "
+    refused = await client.patch(SETTINGS, json={"email_from_name": name}, headers=people["agent"])
+    assert refused.status_code == 403
+    updated = await client.patch(SETTINGS, json={"email_from_name": name}, headers=people["admin"])
+    assert updated.status_code == 200, updated.text
+    assert updated.json()["email_from_name"] == "Bright Smiles <Dental> & Co, Zoë's"
+    read = await client.get(SETTINGS, headers=people["agent"])
+    assert read.json()["email_from_name"] == "Bright Smiles <Dental> & Co, Zoë's"
+    longest = " " + "x" * 200 + " "
+    assert (await client.patch(SETTINGS, json={"email_from_name": longest}, headers=people["owner"])).json()[
+        "email_from_name"
+    ] == "x" * 200
+    for clear in ("   ", "", None):
+        await client.patch(SETTINGS, json={"email_from_name": "Smiles"}, headers=people["owner"])
+        cleared = await client.patch(SETTINGS, json={"email_from_name": clear}, headers=people["owner"])
+        assert cleared.status_code == 200, cleared.text
+        assert cleared.json()["email_from_name"] is None
+        async with db_engine.connect() as conn:
+            assert await conn.scalar(select(BusinessSettings.email_from_name)) is None
+    entries = await audit_details(db_engine, "business.settings_updated")
+    assert entries[0] == {"fields": ["email_from_name"]}
+    assert "Bright Smiles" not in str(entries)
+
+
 async def test_default_region_changes_how_national_numbers_are_read(
     client: httpx.AsyncClient, make_account: MakeAccount, db_engine: AsyncEngine
 ) -> None:
@@ -183,6 +212,11 @@ async def test_default_region_changes_how_national_numbers_are_read(
         ({"transfer_number": "call me maybe"}, "transfer_number"),
         ({"default_region": "XX"}, "default_region"),
         ({"webhook_secret": "whsec_mine"}, "webhook_secret"),
+        ({"email_from_name": "x" * 201}, "email_from_name"),
+        ({"email_from_name": "Dental\r\nBcc: victim@example.com"}, "email_from_name"),
+        ({"email_from_name": "Dental\n"}, "email_from_name"),
+        ({"email_from_name": "Tab\there"}, "email_from_name"),
+        ({"email_from_name": 42}, "email_from_name"),
     ],
 )
 async def test_bad_settings_are_422_on_the_field(

@@ -132,6 +132,23 @@ COVERAGE: dict[str, Covered] = {
     "notifications_list": Covered("list"),
     "notifications_read": Covered("object"),
     "notifications_read_all": Covered("own"),
+    "automations_list": Covered("list"),
+    "automations_create": Covered("own", {"name": "x", "trigger": "booked", "template": "Hi {first_name}"}),
+    "automations_get": Covered("object"),
+    "automations_update": Covered("object", {"name": "x"}),
+    "automations_delete": Covered("object"),
+    "followup_rules_list": Covered("list"),
+    "followup_rules_create": Covered(
+        "own", {"status_id": 1, "name": "x", "steps": [{"delay_minutes": 5, "template": "Hi"}]}
+    ),
+    "followup_rules_get": Covered("object"),
+    "followup_rules_update": Covered("object", {"name": "x"}),
+    "followup_rules_delete": Covered("object"),
+    "templates_preview": Covered("own", {"template": "Hi {first_name}", "kind": "appointment"}),
+    "messages_list": Covered("list"),
+    "messages_get": Covered("object"),
+    "messages_cancel": Covered("object"),
+    "leads_send_message": Covered("object", {"text": "x"}),
 }
 
 OPERATIONS = {op: (method, path, needs) for op, method, path, needs in operations(schema_app())}
@@ -257,7 +274,33 @@ async def build_world(client: httpx.AsyncClient, make_account: MakeAccount, db_e
                 .returning(Notification.id)
             )
         ).scalar_one()
+    automation = await made(
+        await client.post(
+            "/api/automations",
+            json={"name": f"{MARK} reminder", "trigger": "before_start", "template": f"{MARK} {{date}}"},
+            headers=a.owner,
+        )
+    )
+    rule = await made(
+        await client.post(
+            "/api/followup-rules",
+            json={
+                "status_id": status["id"],
+                "name": f"{MARK} nudge",
+                "steps": [{"delay_minutes": 60, "template": f"{MARK} {{first_name}}"}],
+            },
+            headers=a.owner,
+        )
+    )
+    message = await made(
+        await client.post(
+            f"/api/leads/{lead['id']}/messages", json={"text": f"{MARK} hello"}, headers=a.agent
+        )
+    )
     ids = {
+        "automation_id": automation["id"],
+        "rule_id": rule["id"],
+        "message_id": message["id"],
         "reminder_id": reminder["id"],
         "notification_id": notification_id,
         "calendar_id": calendar["id"],
@@ -363,6 +406,22 @@ async def test_business_b_cannot_reach_business_a(
     assert (reminder["id"], reminder["status"]) == (world.ids["reminder_id"], "pending")
     inbox = (await client.get("/api/notifications", headers=world.a.agent)).json()
     assert ([n["id"] for n in inbox["items"]], inbox["unread_count"]) == ([world.ids["notification_id"]], 1)
+    automation = (await client.get(f"/api/automations/{world.ids['automation_id']}", headers=a)).json()
+    assert (automation["name"], automation["is_active"]) == (f"{MARK} reminder", True)
+    rule = (await client.get(f"/api/followup-rules/{world.ids['rule_id']}", headers=a)).json()
+    assert rule["name"] == f"{MARK} nudge"
+    message = (await client.get(f"/api/messages/{world.ids['message_id']}", headers=a)).json()
+    assert message["status"] == "scheduled"  # B's cancel did not touch it
+    foreign_rule = await client.post(
+        "/api/followup-rules",
+        json={
+            "status_id": world.ids["status_id"],
+            "name": "x",
+            "steps": [{"delay_minutes": 1, "template": "x"}],
+        },
+        headers=world.b.owner,
+    )
+    assert foreign_rule.status_code == 422
 
 
 @pytest.mark.parametrize("role", ["agent", "admin", "owner"])

@@ -9,11 +9,11 @@ from typing import Any
 
 import httpx
 from arq.connections import ArqRedis
-from sqlalchemy import select, text
+from sqlalchemy import select, text, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from prosaas_common.jobs import Queue
-from prosaas_common.models import OutboundEmail
+from prosaas_common.models import BusinessSettings, OutboundEmail, UserRole
 from tests.api.conftest import PASSWORD, Account
 
 MakeAccount = Callable[..., Awaitable[Account]]
@@ -52,16 +52,23 @@ async def test_known_and_unknown_addresses_get_the_same_answer(
     assert await forgot(client, "nobody@dental.example") == ACCEPTED
     assert await forgot(client, "gone@dental.example") == ACCEPTED
     assert await outbox(db_engine) == []
-    assert await pool.zcard(Queue.DEFAULT.value) == 0
+    assert await pool.zcard(Queue.HIGH.value) == 0
 
     assert await forgot(client, "Owner@Dental.example") == ACCEPTED
     [email] = await outbox(db_engine)
     assert email.to_address == "owner@dental.example"
     assert email.status == "pending"
     assert email.dedup_key.startswith("password-reset:")
+    assert email.subject == "Reset your ProSaaS password"
     assert "http://localhost:5000/reset-password#token=" in email.body_text
+    assert "within 60 minutes" in email.body_text
+    # Both parts, the same link in each, sent in the name of the account's business.
+    html = email.body_html or ""
+    assert html.startswith("<!DOCTYPE html>")
+    assert f'href="http://localhost:5000/reset-password#token={token_in(email.body_text)}"' in html
+    assert email.from_name == "Business of owner@dental.example"
     # The delivery job was enqueued after the commit, keyed by the outbox row.
-    assert await pool.zrange(Queue.DEFAULT.value, 0, -1) == [f"email:{email.id}".encode()]
+    assert await pool.zrange(Queue.HIGH.value, 0, -1) == [f"email:{email.id}".encode()]
 
 
 async def test_reset_sets_the_password_spends_the_link_and_ends_sessions(
@@ -143,3 +150,28 @@ async def test_a_signed_in_change_keeps_this_session_and_ends_the_others(
     assert refreshed.status_code == 401
     assert (await login(client, account.email, PASSWORD)).status_code == 401
     assert (await login(client, account.email, NEW_PASSWORD)).status_code == 200
+
+
+async def test_the_reset_email_uses_the_business_sender_name_and_escapes_it(
+    client: httpx.AsyncClient, make_account: MakeAccount, db_engine: AsyncEngine
+) -> None:
+    account = await make_account()
+    async with db_engine.begin() as conn:
+        await conn.execute(
+            update(BusinessSettings)
+            .where(BusinessSettings.business_id == account.business_id)
+            .values(email_from_name="Smiles <script>x</script>")
+        )
+    await make_account("root@platform.example", UserRole.SYSTEM_ADMIN)
+    await forgot(client, account.email)
+    await forgot(client, "root@platform.example")
+    business, platform = await outbox(db_engine)
+    assert business.from_name == "Smiles <script>x</script>"
+    assert "Sent by Smiles <script>x</script> with ProSaaS." in business.body_text
+    assert business.body_html is not None
+    assert "Sent by Smiles &lt;script&gt;x&lt;/script&gt; with ProSaaS." in business.body_html
+    assert "<script" not in business.body_html
+    # Platform staff belong to no business: SMTP_FROM's own name signs.
+    assert (platform.business_id, platform.from_name) == (None, None)
+    assert "Sent by ProSaaS." in platform.body_text
+    assert token_in(platform.body_html or "") == token_in(platform.body_text)

@@ -42,7 +42,7 @@ async def test_invite_sends_a_set_password_link_and_lists_the_user(
     async with db_engine.connect() as conn:
         [email] = (await conn.execute(select(OutboundEmail.id, OutboundEmail.to_address))).all()
     assert email.to_address == "new.agent@dental.example"
-    assert await pool.zrange(Queue.DEFAULT.value, 0, -1) == [f"email:{email.id}".encode()]
+    assert await pool.zrange(Queue.HIGH.value, 0, -1) == [f"email:{email.id}".encode()]
     listed = (await client.get("/api/users", headers=admin)).json()["items"]
     assert [u["email"] for u in listed] == [
         "owner@dental.example",

@@ -20,6 +20,9 @@ from tests.support import closed_port, create_database, database_dsn, drop_datab
 
 EXPECTED_TABLES = {
     "alembic_version",
+    "message_automations",
+    "followup_rules",
+    "outbound_messages",
     "businesses",
     "users",
     "auth_sessions",

@@ -112,3 +112,7 @@ def run_group() -> RunGroup:
             assert await asyncio.wait_for(task, 15) == 0
 
     return run
+
+
+# Fixtures of messages to leads (a local Twilio Messaging API, worker contexts).
+from tests.worker.messaging_support import make_worker, twilio  # noqa: E402, F401

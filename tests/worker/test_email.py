@@ -12,8 +12,12 @@ from arq.connections import ArqRedis
 from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from prosaas_common.db import create_session_factory, unit_of_work
+from prosaas_common.email_templates import add_templated_email
 from prosaas_common.jobs import Queue, enqueue
+from prosaas_common.models import Business, BusinessSettings
 from prosaas_common.models.email import OutboundEmail
+from prosaas_common.provision import provision_business
 from prosaas_common.settings import ConfigError, build_settings
 from prosaas_worker.context import JobContext, WorkerResources
 from prosaas_worker.email_transport import message_id
@@ -34,8 +38,9 @@ def smtp() -> Iterator[SmtpServer]:
         yield server
 
 
-async def add_email(engine: AsyncEngine, dedup_key: str = "reset:1", to: str = TO) -> int:
+async def add_email(engine: AsyncEngine, dedup_key: str = "reset:1", to: str = TO, **extra: Any) -> int:
     values = {"dedup_key": dedup_key, "to_address": to, "subject": "Reset", "body_text": "Hello,\nclick."}
+    values.update(extra)
     async with engine.begin() as conn:
         return int(
             (
@@ -91,6 +96,7 @@ async def test_delivered_through_a_worker_then_idempotent(
     assert message["Message-ID"].endswith("@localhost>")
     assert len(message["Message-ID"]) == 44
     assert message["Date"]
+    assert message.get_content_type() == "text/plain"  # no HTML body: a single text part
     assert message.get_content().replace("\r\n", "\n") == "Hello,\nclick.\n"  # CRLF on the wire
     stored = await row(db_engine, email_id)
     assert (stored.status, stored.attempts, stored.last_error) == ("sent", 1, None)
@@ -169,6 +175,112 @@ async def test_unreachable_server_commits_the_attempt_and_retries_later(
     assert (await row(db_engine, email_id)).attempts == 2
     retrying = debug_logs.events("job.retrying", job="email.deliver", job_id=email_job_id(email_id))
     assert [r["defer_s"] for r in retrying] == [30.0, 120.0]
+
+
+# Templated e-mail: both parts, escaping, the business's sender name ------------------------------
+EVIL = "Ada <script>alert(1)</script>"
+
+
+async def templated_email(engine: AsyncEngine, business_name: str, from_name: str | None = None) -> int:
+    """A ``notification`` e-mail written by the outbox helper for a new business."""
+    async with unit_of_work(create_session_factory(engine)) as db:
+        business = Business(name=business_name)
+        db.add(business)
+        await db.flush()
+        await provision_business(db, business)
+        settings = await db.get(BusinessSettings, business.id)
+        assert settings is not None
+        settings.email_from_name = from_name
+        await db.flush()
+        email_id = await add_templated_email(
+            db,
+            business_id=business.id,
+            to_address=TO,
+            dedup_key="notice:1",
+            template="notification",
+            context={"title": f"New lead {EVIL}", "body": f"{EVIL} called twice.", "link": None},
+        )
+    assert email_id is not None
+    return email_id
+
+
+def parts(message: Any) -> list[tuple[str, str]]:
+    return [(part.get_content_type(), part.get_content()) for part in message.iter_parts()]
+
+
+async def test_a_templated_email_arrives_as_text_then_html_from_the_business_name(
+    direct: Any, db_engine: AsyncEngine, smtp: SmtpServer
+) -> None:
+    email_id = await templated_email(db_engine, f"{EVIL} Dental")
+    assert await direct(email_id, smtp_url=smtp.url, smtp_from="Platform <mail@prosaas.example>") == "sent"
+    [received] = smtp.handler.messages()
+    message = received.message
+    assert received.mail_from == "mail@prosaas.example"
+    assert message.get_content_type() == "multipart/alternative"
+    [(text_type, text), (html_type, html)] = parts(message)
+    assert (text_type, html_type) == ("text/plain", "text/html")
+    assert f"{EVIL} called twice." in text  # raw in text
+    assert f"Sent by {EVIL} Dental with ProSaaS." in text
+    assert "Ada &lt;script&gt;alert(1)&lt;/script&gt; called twice." in html  # escaped in HTML
+    assert "<script" not in html
+    assert message["Subject"] == f"New lead {EVIL}"
+    [sender] = message["From"].addresses
+    assert (sender.display_name, sender.addr_spec) == (f"{EVIL} Dental", "mail@prosaas.example")
+
+
+async def test_the_sender_name_setting_wins_and_non_ascii_survives(
+    direct: Any, db_engine: AsyncEngine, smtp: SmtpServer
+) -> None:
+    email_id = await templated_email(db_engine, "Dental", "Zoë's Café, Smiles & Co")
+    assert await direct(email_id, smtp_url=smtp.url) == "sent"
+    [received] = smtp.handler.messages()
+    [sender] = received.message["From"].addresses
+    assert (sender.display_name, sender.addr_spec) == ("Zoë's Café, Smiles & Co", "no-reply@localhost")
+    [(_, text), _html] = parts(received.message)
+    assert "Sent by Zoë's Café, Smiles & Co with ProSaaS." in text
+
+
+@pytest.mark.parametrize(
+    "from_name",
+    [
+        "Evil\r\nBcc: victim@example.com",
+        "Evil\nTo: victim@example.com\r\n\r\nbody",
+        "CEO <ceo@bank.example>",
+        "ceo@bank.example",
+    ],
+)
+async def test_a_sender_name_cannot_inject_headers_or_change_the_address(
+    direct: Any, db_engine: AsyncEngine, smtp: SmtpServer, from_name: str
+) -> None:
+    """Even a row written around the helpers (raw CR/LF in the name and the subject) sends one From with
+    SMTP_FROM's address, the one recipient, and no extra header."""
+    email_id = await add_email(
+        db_engine, from_name=from_name, subject="Hi\r\nBcc: victim@example.com", body_html="<p>Hello</p>"
+    )
+    assert await direct(email_id, smtp_url=smtp.url) == "sent"
+    [received] = smtp.handler.messages()
+    message = received.message
+    assert received.rcpt_tos == [TO]
+    assert message.get_all("Bcc") is None
+    assert message.get_all("To") == [TO]
+    assert message["Subject"] == "Hi Bcc: victim@example.com"
+    [from_header] = message.get_all("From") or []
+    [sender] = from_header.addresses
+    assert sender.addr_spec == "no-reply@localhost"
+    assert sender.display_name == " ".join(from_name.split())
+    assert "\n" not in sender.display_name
+
+
+async def test_without_a_sender_name_smtp_from_names_the_sender(
+    direct: Any, db_engine: AsyncEngine, smtp: SmtpServer
+) -> None:
+    email_id = await add_email(db_engine, body_html="<p>Hello</p>", from_name=None)
+    assert await direct(email_id, smtp_url=smtp.url, smtp_from="no-reply@prosaas.example") == "sent"
+    assert await add_email(db_engine, "reset:2", from_name="\r\n") > email_id
+    assert await direct(email_id + 1, smtp_url=smtp.url) == "sent"
+    first, second = (r.message["From"] for r in smtp.handler.messages())
+    assert str(first) == "no-reply@prosaas.example"  # SMTP_FROM without a name: the bare address
+    assert str(second) == "ProSaaS <no-reply@localhost>"  # a blank name: SMTP_FROM's own
 
 
 # Settings ----------------------------------------------------------------------------------------

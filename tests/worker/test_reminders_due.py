@@ -15,12 +15,14 @@ from sqlalchemy import func, insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from prosaas_common.jobs import Queue
-from prosaas_common.models import Business, Notification, OutboundEmail, Reminder, User
+from prosaas_common.models import Business, Lead, LeadStatus, Notification, OutboundEmail, Reminder, User
 from prosaas_common.settings import build_settings
 from prosaas_worker.context import WorkerResources
 from prosaas_worker.jobs import reminders
+from prosaas_worker.jobs.email import deliver_email
 from prosaas_worker.settings import WorkerConfig
 from tests.worker.conftest import LogCapture
+from tests.worker.smtp_server import smtp_server
 
 SendDue = Callable[[], Awaitable[int]]
 PAST = datetime.now(UTC) - timedelta(minutes=5)
@@ -41,11 +43,11 @@ async def send_due(database_url: str, redis_url: str, pool: ArqRedis) -> AsyncIt
     await resources.dispose()
 
 
-async def staff(engine: AsyncEngine) -> tuple[int, int]:
+async def staff(engine: AsyncEngine, **business: Any) -> tuple[int, int]:
     """A business and one active user of it: (business_id, user_id)."""
     async with engine.begin() as conn:
         business_id = (
-            await conn.execute(insert(Business).values(name="Dental").returning(Business.id))
+            await conn.execute(insert(Business).values(name="Dental", **business).returning(Business.id))
         ).scalar_one()
         user_id = (
             await conn.execute(
@@ -98,7 +100,10 @@ async def test_due_reminders_are_sent_once(
     [email] = emails
     assert (email.to_address, email.status) == ("agent@dental.example", "pending")
     assert email.dedup_key.startswith(f"reminder:{by_email}:")
-    assert "with prices" in email.body_text
+    assert (email.subject, email.from_name) == ("Reminder: Send the quote", "Dental")
+    assert email.body_text.startswith("Send the quote\nwith prices\n\nDue ")
+    assert f"Due {PAST:%Y-%m-%d %H:%M} (UTC)." in email.body_text
+    assert "Send the quote<br>\nwith prices" in email.body_html
     assert await pool.zrange(Queue.DEFAULT.value, 0, -1) == [f"email:{email.id}".encode()]
 
     [sent] = info_logs.events("reminders.sent")
@@ -125,3 +130,66 @@ async def test_two_workers_at_once_never_send_a_reminder_twice(
         distinct = await conn.scalar(select(func.count(func.distinct(Notification.reminder_id))))
         pending = await conn.scalar(select(func.count()).where(Reminder.status != "sent"))
     assert (made, distinct, pending) == (total, total, 0)
+
+
+async def test_a_reminder_email_arrives_with_text_and_escaped_html_in_the_business_time_zone(
+    send_due: SendDue, db_engine: AsyncEngine, database_url: str, redis_url: str
+) -> None:
+    business_id, user_id = await staff(db_engine, timezone="Europe/Berlin")
+    async with db_engine.begin() as conn:
+        status_id = (
+            await conn.execute(
+                insert(LeadStatus)
+                .values(business_id=business_id, key="new", name="New", position=0)
+                .returning(LeadStatus.id)
+            )
+        ).scalar_one()
+        lead_id = (
+            await conn.execute(
+                insert(Lead)
+                .values(business_id=business_id, status_id=status_id, rank=1.0, phone="+14155550100")
+                .returning(Lead.id)
+            )
+        ).scalar_one()
+    due = datetime(2025, 7, 1, 10, 30, tzinfo=UTC)  # 12:30 in Berlin (summer time)
+    note = "Call <script>alert(1)</script> back"
+    await add_reminders(
+        db_engine,
+        [
+            {
+                "business_id": business_id,
+                "assignee_user_id": user_id,
+                "lead_id": lead_id,
+                "note": note,
+                "due_at": due,
+                "channel": "email",
+            }
+        ],
+    )
+    assert await send_due() == 1
+    async with db_engine.connect() as conn:
+        email_id = await conn.scalar(select(OutboundEmail.id))
+    assert email_id is not None
+
+    with smtp_server() as smtp:
+        config = build_settings(
+            WorkerConfig, app_env="test", database_url=database_url, redis_url=redis_url, smtp_url=smtp.url
+        )
+        resources = WorkerResources.create(config)
+        try:
+            ctx = resources.job_context(Queue.DEFAULT)
+            ctx.update(job_id=f"email:{email_id}", job_try=1)
+            assert await deliver_email(ctx, email_id) == "sent"
+        finally:
+            await resources.dispose()
+        [received] = smtp.handler.messages()
+    message = received.message
+    assert received.rcpt_tos == ["agent@dental.example"]
+    assert message["Subject"] == f"Reminder: {note}"
+    assert message["From"].addresses[0].display_name == "Dental"
+    assert message.get_content_type() == "multipart/alternative"
+    text, html = (part.get_content().replace("\r\n", "\n") for part in message.iter_parts())
+    assert f"{note}\n\nDue 2025-07-01 12:30 (Europe/Berlin).\n\nLead: /leads/{lead_id}\n" in text
+    assert "Call &lt;script&gt;alert(1)&lt;/script&gt; back" in html
+    assert "Due 2025-07-01 12:30 (Europe/Berlin)." in html
+    assert "<script" not in html

@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from prosaas_common.db import create_session_factory, unit_of_work
 from prosaas_common.jobs import Queue, enqueue
-from prosaas_common.models import Business, BusinessSettings, DomainEvent
+from prosaas_common.models import Business, BusinessSettings, DomainEvent, Notification, OutboundEmail, User
 from prosaas_common.models.webhook import WebhookDelivery
 from prosaas_common.provision import provision_business
 from prosaas_common.webhooks import (
@@ -32,7 +32,8 @@ from prosaas_common.webhooks import (
 from prosaas_worker.context import JobContext, WorkerResources
 from prosaas_worker.jobs import ALL_JOBS
 from prosaas_worker.jobs.events import HANDLERS, dispatch_event
-from prosaas_worker.jobs.webhooks import JOB_NAME, create_deliveries, deliver
+from prosaas_worker.jobs.webhooks import JOB_NAME, create_deliveries, dead_notice, deliver
+from prosaas_worker.notify import notify_staff
 from prosaas_worker.registry import arq_functions
 from prosaas_worker.retry import DnsRetry
 from tests.support import closed_port, wait_until
@@ -359,3 +360,83 @@ async def test_through_real_workers_from_event_to_receiver(
     assert secret is not None
     assert verify(secret, request.headers[SIGNATURE_HEADER.lower()], request.body)
     assert request.headers[EVENT_HEADER.lower()] == "appointment.cancelled"
+
+
+async def add_user(engine: AsyncEngine, business_id: int, email: str, role: str, active: bool = True) -> int:
+    async with engine.begin() as conn:
+        return int(
+            (
+                await conn.execute(
+                    insert(User)
+                    .values(business_id=business_id, email=email, role=role, is_active=active)
+                    .returning(User.id)
+                )
+            ).scalar_one()
+        )
+
+
+async def staff_notices(engine: AsyncEngine) -> tuple[list[Any], list[Any]]:
+    async with engine.connect() as conn:
+        notes = list(await conn.execute(select(Notification.__table__).order_by(Notification.user_id)))
+        emails = list(await conn.execute(select(OutboundEmail.__table__).order_by(OutboundEmail.id)))
+    return notes, emails
+
+
+async def test_a_dead_delivery_notifies_active_owners_and_admins_once(
+    ctx: JobContext, db_engine: AsyncEngine, pool: ArqRedis, receiver: MakeReceiver
+) -> None:
+    hooks: Receiver = await receiver(default=500)
+    business_id = await make_business(db_engine, webhook_url=f"{hooks.url}?token=s3cret")
+    owner = await add_user(db_engine, business_id, "owner@dental.example", "owner")
+    admin = await add_user(db_engine, business_id, "admin@dental.example", "admin")
+    await add_user(db_engine, business_id, "agent@dental.example", "agent")
+    await add_user(db_engine, business_id, "gone@dental.example", "admin", active=False)
+    other = await make_business(db_engine)
+    await add_user(db_engine, other, "owner@other.example", "owner")
+    assert await dispatch_event(ctx, await add_event(db_engine, business_id)) == "dispatched"
+    [row] = await deliveries(db_engine)
+
+    outcome, _ = await run_round(ctx, row.id, tries=MAX_ATTEMPTS - 1)
+    assert outcome == "retrying"
+    assert await staff_notices(db_engine) == ([], [])  # nothing before the last try
+    ctx["job_try"] = MAX_ATTEMPTS  # the round's last try
+    assert await deliver(ctx, row.id) == "dead"
+
+    notes, emails = await staff_notices(db_engine)
+    assert [(n.user_id, n.business_id, n.kind, n.link, n.read_at) for n in notes] == [
+        (owner, business_id, "webhook_failing", "/settings/webhooks", None),
+        (admin, business_id, "webhook_failing", "/settings/webhooks", None),
+    ]
+    for note in notes:
+        assert note.title == "A webhook could not be delivered"
+        assert f"lead.created webhook #{row.id} to 127.0.0.1" in note.body
+        assert "HTTP 500" in note.body
+        assert "s3cret" not in note.body  # the host only, never the URL's token
+    assert [(e.to_address, e.dedup_key, e.from_name, e.business_id) for e in emails] == [
+        ("owner@dental.example", f"webhook-dead:{row.id}:user:{owner}", "Dental", business_id),
+        ("admin@dental.example", f"webhook-dead:{row.id}:user:{admin}", "Dental", business_id),
+    ]
+    for email in emails:
+        assert email.subject == "A webhook could not be delivered"
+        assert notes[0].body in email.body_text
+        assert "Open in ProSaaS: /settings/webhooks" in email.body_text
+        assert email.body_html.startswith("<!DOCTYPE html>")
+        assert "s3cret" not in email.body_text + email.body_html
+    queued = {j.decode() for j in await pool.zrange(Queue.DEFAULT.value, 0, -1)}
+    assert {f"email:{e.id}" for e in emails} <= queued
+
+    # The job path again: a duplicate job, a re-send that dies again, a direct second notice.
+    ctx["job_try"] = 1
+    assert await deliver(ctx, row.id) == "skipped"
+    async with db_engine.begin() as conn:
+        await conn.execute(
+            update(WebhookDelivery).where(WebhookDelivery.id == row.id).values(status="pending")
+        )
+    outcome, _ = await run_round(ctx, row.id, tries=MAX_ATTEMPTS, since=MAX_ATTEMPTS)
+    assert outcome == "dead"
+    async with unit_of_work(create_session_factory(db_engine)) as db:
+        delivery = await db.get(WebhookDelivery, row.id)
+        assert delivery is not None
+        assert await notify_staff(db, ctx, business_id, dead_notice(delivery), f"webhook-dead:{row.id}") == 0
+    assert await staff_notices(db_engine) == (notes, emails)
+    assert {j.decode() for j in await pool.zrange(Queue.DEFAULT.value, 0, -1)} == queued

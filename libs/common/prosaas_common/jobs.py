@@ -7,6 +7,8 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
+from arq.constants import result_key_prefix
+
 from prosaas_common.db import after_commit
 
 if TYPE_CHECKING:
@@ -49,6 +51,9 @@ class JobName(StrEnum):
     WEBHOOKS_DELIVER = "webhooks.deliver"
     WEBHOOKS_RECOVER = "webhooks.recover"
     REMINDERS_SEND_DUE = "reminders.send_due"
+    MESSAGES_SEND_DUE = "messages.send_due"
+    MAINTENANCE_CLEANUP = "maintenance.cleanup"
+    WHATSAPP_CHECK_SESSIONS = "whatsapp.check_sessions"
 
 
 async def enqueue(
@@ -71,6 +76,33 @@ async def enqueue(
         _defer_by=defer_by,
         **kwargs,
     )
+
+
+# The one job id of "run messages.send_due soon": a burst of one-off sends queues a single run.
+MESSAGES_WAKE_JOB_ID = "messages:send_due:wake"
+
+
+def wake_after_commit(
+    session: AsyncSession,
+    pool: Callable[[], Awaitable[ArqRedis]],
+    function: str,
+    *,
+    job_id: str,
+    queue: Queue = Queue.DEFAULT,
+) -> None:
+    """Once ``session`` committed, ask for one run of ``function`` under the fixed ``job_id``.
+
+    A run already waiting absorbs the request (arq drops a second job with the same id). arq would
+    also drop it for an hour after a run *finished*, because the result is kept under that id, so the
+    stale result is cleared first.
+    """
+
+    async def send() -> None:
+        redis = await pool()
+        await redis.delete(result_key_prefix + job_id)
+        await enqueue(redis, function, queue=queue, job_id=job_id)
+
+    after_commit(session, send)
 
 
 def enqueue_after_commit(

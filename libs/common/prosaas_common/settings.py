@@ -17,6 +17,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 DEV_INTERNAL_SECRET = "dev-internal-secret-change-me"
 DEFAULT_DATABASE_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/prosaas"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+DEFAULT_TWILIO_API_BASE_URL = "https://api.twilio.com"
 # Values that are never accepted as a secret in production (lower-cased comparison).
 KNOWN_DEFAULT_SECRETS = frozenset(
     {DEV_INTERNAL_SECRET, "changeme", "change-me", "secret", "password", "dev", "test", "default", "prosaas"}
@@ -68,8 +69,20 @@ class CommonSettings(BaseSettings):
     readiness_timeout: Annotated[float, Field(gt=0, le=2.0)] = 2.0
     readiness_cache_seconds: Annotated[float, Field(ge=0, le=30)] = 1.0
     migration_lock_timeout: Annotated[float, Field(gt=0, le=3600)] = 60.0
+    # Twilio (platform account): the worker sends SMS through its REST API, the calls service checks
+    # the signature of its webhooks with the auth token. The base URL lets tests use a local server.
+    twilio_account_sid: str | None = None
+    twilio_auth_token: SecretStr | None = None
+    twilio_api_base_url: str = DEFAULT_TWILIO_API_BASE_URL
 
-    @field_validator("database_url_direct", "metrics_token", "log_format", mode="before")
+    @field_validator(
+        "database_url_direct",
+        "metrics_token",
+        "log_format",
+        "twilio_account_sid",
+        "twilio_auth_token",
+        mode="before",
+    )
     @classmethod
     def _empty_is_unset(cls, value: Any) -> Any:
         """Compose passes an unset optional variable as "" (``${METRICS_TOKEN:-}``): treat it as unset."""
@@ -93,6 +106,13 @@ class CommonSettings(BaseSettings):
         if not value.startswith(("postgresql://", "postgresql+asyncpg://", "postgres://")):
             raise ValueError("must be a postgresql:// URL")
         return value
+
+    @field_validator("twilio_api_base_url")
+    @classmethod
+    def _http_base_url(cls, value: str) -> str:
+        if not value.startswith(("https://", "http://")):
+            raise ValueError("must be an http:// or https:// URL")
+        return value.strip().rstrip("/")
 
     @field_validator("redis_url")
     @classmethod
@@ -137,6 +157,10 @@ class CommonSettings(BaseSettings):
     @property
     def migration_database_url(self) -> str:
         return to_asyncpg_url(self.database_url_direct or self.database_url)
+
+    @property
+    def twilio_configured(self) -> bool:
+        return bool(self.twilio_account_sid and self.twilio_auth_token)
 
     def metrics_tokens(self) -> list[str]:
         """Tokens accepted by the metrics endpoints: METRICS_TOKEN if set, and INTERNAL_SECRET."""

@@ -26,6 +26,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
+from prosaas_common.backoff import jittered_delay
 from prosaas_common.jobs import JobName, Queue
 
 SIGNATURE_HEADER = "X-ProSaaS-Signature"
@@ -57,7 +58,6 @@ GENERIC_URL_FIELD = "webhook_url"
 RETRY_BASE_DELAYS_S: tuple[float, ...] = (30, 60, 120, 300, 900, 1800, 3600, 10800, 21600, 43200)
 # The first attempt plus one retry per base delay; the last failure marks the delivery dead.
 MAX_ATTEMPTS = len(RETRY_BASE_DELAYS_S) + 1
-JITTER = (0.5, 1.0)
 
 
 def delivery_job_id(delivery_id: int, attempts: int) -> str:
@@ -89,8 +89,7 @@ def new_secret() -> str:
 
 def retry_delay(attempt: int, rng: random.Random | None = None) -> float:
     """Seconds to wait after attempt ``attempt`` (1-based) failed: base delay times uniform(0.5, 1.0)."""
-    base = RETRY_BASE_DELAYS_S[min(max(attempt, 1), len(RETRY_BASE_DELAYS_S)) - 1]
-    return base * (rng or random).uniform(*JITTER)
+    return jittered_delay(RETRY_BASE_DELAYS_S, attempt, rng)
 
 
 def request_body(

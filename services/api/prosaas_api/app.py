@@ -17,6 +17,10 @@ from prosaas_api.lead_io import router as lead_io_router
 from prosaas_api.leads import notes as lead_notes
 from prosaas_api.leads import router as leads_router
 from prosaas_api.leads import statuses as lead_statuses
+from prosaas_api.messaging import automations as message_automations
+from prosaas_api.messaging import followups as message_followups
+from prosaas_api.messaging import messages as lead_messages
+from prosaas_api.messaging import templates as message_templates
 from prosaas_api.reminders import notifications as reminder_notifications
 from prosaas_api.reminders import router as reminders_router
 from prosaas_api.settings import ApiSettings
@@ -53,4 +57,8 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     app.include_router(appointments_router.router)
     app.include_router(reminders_router.router)
     app.include_router(reminder_notifications.router)
+    app.include_router(message_automations.router)
+    app.include_router(message_followups.router)
+    app.include_router(message_templates.router)
+    app.include_router(lead_messages.router)
     return app

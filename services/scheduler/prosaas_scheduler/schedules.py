@@ -28,6 +28,27 @@ SCHEDULES: list[Schedule] = [
         queue=Queue.DEFAULT,
         every=timedelta(seconds=30),
     ),
+    # Messages to leads that fell due (automations, follow-ups, one-off sends), and in-doubt sends.
+    Schedule(
+        name="messages-due",
+        job=JobName.MESSAGES_SEND_DUE,
+        queue=Queue.DEFAULT,
+        every=timedelta(seconds=30),
+    ),
+    # Rows that have outlived their use (expired tokens, old finished jobs, deliveries, e-mails …).
+    Schedule(
+        name="daily-cleanup",
+        job=JobName.MAINTENANCE_CLEANUP,
+        queue=Queue.LOW,
+        cron="15 3 * * *",
+    ),
+    # WhatsApp gateway sessions; a no-op until the WhatsApp channel is configured.
+    Schedule(
+        name="whatsapp-session-check",
+        job=JobName.WHATSAPP_CHECK_SESSIONS,
+        queue=Queue.DEFAULT,
+        every=timedelta(minutes=5),
+    ),
 ]
 
 

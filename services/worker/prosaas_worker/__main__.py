@@ -8,6 +8,8 @@ import asyncio
 import sys
 from collections.abc import Sequence
 
+import uvloop
+
 from prosaas_common.jobs import Queue
 from prosaas_common.logging import configure_from_settings
 from prosaas_worker.settings import load_worker_config
@@ -74,7 +76,9 @@ def _run() -> int:
 
     settings = load_worker_config()
     configure_from_settings(settings, "worker")
-    return asyncio.run(run_workers(settings))
+    # uvloop: the message dispatcher's HTTP client is CPU-bound at volume (bench/dispatch.py:
+    # about a quarter more messages per second than the default loop).
+    return uvloop.run(run_workers(settings))
 
 
 def _health(asked: list[list[Queue]] | None, any_instance: bool) -> int:

@@ -1,5 +1,9 @@
 """Build an outbox e-mail as a MIME message and submit it to the SMTP server of ``SMTP_URL``.
 
+With an HTML body the message is multipart/alternative (text first, HTML last: readers show the last
+part they can). ``From`` is always SMTP_FROM's address; a business chooses only the display name, which
+is cut to one line so it can never add a header.
+
 :func:`send_message` never decides retries itself: it raises :class:`PermanentSmtpError` when the
 server refused the message for good (5xx), and lets every other failure (connection refused, timeout,
 4xx, a TLS or auth problem of our own configuration) propagate for the caller to retry.
@@ -10,10 +14,11 @@ from __future__ import annotations
 import hashlib
 from datetime import UTC, datetime
 from email.message import EmailMessage
-from email.utils import format_datetime
+from email.utils import format_datetime, formataddr, parseaddr
 
 import aiosmtplib
 
+from prosaas_common.email_templates import clean_display_name
 from prosaas_worker.settings import WorkerConfig
 
 LAST_ERROR_MAX = 500
@@ -36,16 +41,31 @@ def message_id(dedup_key: str, from_address: str) -> str:
     return f"<{digest}@{domain}>"
 
 
+def from_header(settings: WorkerConfig, from_name: str | None) -> str:
+    """``from_name`` (or SMTP_FROM's own display name) with SMTP_FROM's address, CR/LF removed."""
+    name = clean_display_name(from_name) or clean_display_name(parseaddr(settings.smtp_from)[0]) or ""
+    return formataddr((name, settings.smtp_from_address))
+
+
 def build_message(
-    settings: WorkerConfig, *, dedup_key: str, to_address: str, subject: str, body_text: str
+    settings: WorkerConfig,
+    *,
+    dedup_key: str,
+    to_address: str,
+    subject: str,
+    body_text: str,
+    body_html: str | None = None,
+    from_name: str | None = None,
 ) -> EmailMessage:
     message = EmailMessage()
-    message["From"] = settings.smtp_from
+    message["From"] = from_header(settings, from_name)
     message["To"] = to_address
-    message["Subject"] = subject
+    message["Subject"] = " ".join(subject.split())  # one line, whoever wrote the row
     message["Message-ID"] = message_id(dedup_key, settings.smtp_from_address)
     message["Date"] = format_datetime(datetime.now(UTC))
     message.set_content(body_text)
+    if body_html:
+        message.add_alternative(body_html, subtype="html")
     return message
 
 

@@ -7,6 +7,10 @@ running jobs get ``WORKER_SHUTDOWN_GRACE`` seconds to finish (a second signal cu
 whatever still runs is cancelled (arq puts it back on its queue), then every worker is closed — which
 deletes its health key — and the shared resources are disposed.
 
+A Redis outage (a restart, a failover) does not end the process: an arq worker whose connection broke is
+replaced, once Redis answers PING again, by a fresh one on the same connection pool (``worker.redis_*``
+events, the outage logged once at WARNING and its end once at INFO). Any other crash still exits 1.
+
 ``arq prosaas_worker.runner.WorkerSettings`` also works: a single worker on the default queue.
 """
 
@@ -19,10 +23,13 @@ import signal
 from collections.abc import Sequence
 from typing import Any
 
-from arq.worker import Worker
+from arq.connections import ArqRedis
+from arq.worker import Function, Worker
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from prosaas_common.jobs import Queue
-from prosaas_common.logging import configure_from_settings, get_logger
+from prosaas_common.logging import RepeatedFailureLog, configure_from_settings, get_logger
 from prosaas_common.redis import arq_redis_settings
 from prosaas_worker.context import (
     DEFAULT_MAX_TRIES,
@@ -40,6 +47,19 @@ from prosaas_worker.settings import WorkerConfig, load_worker_config
 KEEP_RESULT_S = 3600
 POLL_DELAY_S = 0.5
 _DRAIN_POLL_S = 0.1
+# After a Redis outage: PING every 0.5 s, doubling to 5 s, before a fresh worker starts; a worker that
+# ran this long before its connection broke starts the backoff from the beginning again.
+RECONNECT_MIN_S = 0.5
+RECONNECT_MAX_S = 5.0
+RECONNECT_STABLE_S = 30.0
+PING_TIMEOUT_S = 2.0
+# Errors (anywhere in an exception's chain) that mean Redis is unreachable, not that our code is wrong.
+OUTAGE_ERRORS: tuple[type[BaseException], ...] = (
+    RedisConnectionError,
+    RedisTimeoutError,
+    OSError,
+    TimeoutError,
+)
 
 log = get_logger("prosaas.worker")
 
@@ -61,6 +81,22 @@ def worker_options(settings: WorkerConfig, queue: Queue) -> dict[str, Any]:
     }
 
 
+def is_redis_outage(exc: BaseException) -> bool:
+    """Whether ``exc`` (or what caused it) is a lost or refused Redis connection."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, OUTAGE_ERRORS):
+            return True
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return False
+
+
+def _describe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"[:300]
+
+
 class WorkerGroup:
     """The workers of one process, one per queue, run until :meth:`request_stop` or a signal."""
 
@@ -76,6 +112,9 @@ class WorkerGroup:
         self.queues = list(queues if queues is not None else settings.worker_queues)
         self.jobs = list(jobs)
         self.workers: dict[Queue, Worker] = {}
+        # Workers replaced after a Redis outage whose jobs may still be running (drained on stop).
+        self._retired: list[Worker] = []
+        self._failures = RepeatedFailureLog(log)
         self._resources = resources
         self._owns_resources = resources is None
         self._stop = asyncio.Event()
@@ -90,8 +129,86 @@ class WorkerGroup:
         self._stop_reason = reason
         self._stop.set()
 
+    def _all_workers(self) -> list[Worker]:
+        return [*self._retired, *self.workers.values()]
+
     def running_jobs(self) -> int:
-        return sum(not t.done() for w in self.workers.values() for t in w.tasks.values())
+        return sum(not t.done() for w in self._all_workers() for t in w.tasks.values())
+
+    def _new_worker(
+        self, queue: Queue, functions: list[Function], resources: WorkerResources, pool: ArqRedis | None
+    ) -> Worker:
+        return Worker(
+            functions,
+            handle_signals=False,
+            ctx=resources.job_context(queue),
+            redis_pool=pool,
+            **worker_options(self.settings, queue),
+        )
+
+    async def _serve(
+        self, queue: Queue, worker: Worker, functions: list[Function], resources: WorkerResources
+    ) -> None:
+        """Run the arq worker of ``queue``; after a Redis outage, wait for Redis and run a fresh one."""
+        loop = asyncio.get_running_loop()
+        delay = RECONNECT_MIN_S
+        while True:
+            started = loop.time()
+            try:
+                await worker.main()
+                return
+            except Exception as exc:
+                if not is_redis_outage(exc) or self._stop.is_set():
+                    raise
+                self._failures.failure(
+                    "redis", "worker.redis_unavailable", queue=queue.short_name, error=_describe(exc)
+                )
+            if loop.time() - started >= RECONNECT_STABLE_S:
+                delay = RECONNECT_MIN_S
+            self._retire(worker)
+            # arq's pool reconnects by itself once Redis is back; None if the worker never connected.
+            pool: ArqRedis | None = worker.pool
+            delay = await self._await_redis(queue, pool, delay)
+            if self._stop.is_set():
+                return
+            self._failures.recovered("redis", "worker.redis_recovered", queue=queue.short_name)
+            worker = self._new_worker(queue, functions, resources, pool)
+            self.workers[queue] = worker
+
+    async def _await_redis(self, queue: Queue, pool: ArqRedis | None, delay: float) -> float:
+        """Back off, then PING until Redis answers (or the group stops); returns the next delay."""
+        while not self._stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), delay)
+            delay = min(delay * 2, RECONNECT_MAX_S)
+            if self._stop.is_set() or pool is None:  # without a pool the next worker connects itself
+                break
+            try:
+                async with asyncio.timeout(PING_TIMEOUT_S):
+                    await pool.ping()
+            except Exception as exc:
+                if not is_redis_outage(exc):
+                    raise
+                self._failures.failure(
+                    "redis", "worker.redis_unavailable", queue=queue.short_name, error=_describe(exc)
+                )
+            else:
+                break
+        return delay
+
+    def _retire(self, worker: Worker) -> None:
+        """Keep a replaced worker while its jobs run; forget retired ones whose jobs have all settled."""
+        worker.allow_pick_jobs = False
+        self._retired.append(worker)
+        kept: list[Worker] = []
+        for old in self._retired:
+            if all(task.done() for task in old.tasks.values()):
+                for task in old.tasks.values():
+                    if not task.cancelled():
+                        task.exception()  # retrieved: a job whose result could not be stored is no error here
+            else:
+                kept.append(old)
+        self._retired = kept
 
     async def run(self, *, handle_signals: bool = True) -> int:
         """Serve the queues until stopped; 0 after a clean stop, 1 if a worker died."""
@@ -108,15 +225,14 @@ class WorkerGroup:
         exit_code = 0
         try:
             for queue in self.queues:
-                worker = Worker(
-                    functions,
-                    handle_signals=False,
-                    ctx=resources.job_context(queue),
-                    **worker_options(self.settings, queue),
-                )
-                worker.main_task = asyncio.create_task(worker.main(), name=f"arq-worker:{queue.short_name}")
+                worker = self._new_worker(queue, functions, resources, None)
                 self.workers[queue] = worker
-                mains.append(worker.main_task)
+                mains.append(
+                    asyncio.create_task(
+                        self._serve(queue, worker, functions, resources),
+                        name=f"arq-worker:{queue.short_name}",
+                    )
+                )
             log.info(
                 "worker.started",
                 queues=[q.short_name for q in self.queues],
@@ -143,7 +259,7 @@ class WorkerGroup:
         return exit_code
 
     async def _shutdown(self, mains: list[asyncio.Task[None]]) -> None:
-        workers = list(self.workers.values())
+        workers = self._all_workers()
         for worker in workers:
             worker.allow_pick_jobs = False
         log.info("worker.stopping", reason=self._stop_reason, running_jobs=self.running_jobs())
@@ -161,6 +277,8 @@ class WorkerGroup:
         await asyncio.gather(*jobs, return_exceptions=True)
         for worker in workers:
             worker.tasks.clear()  # settled above; close() would re-raise their outcome
+        # A retired worker shares its pool and health key with its queue's current one, closed here.
+        for worker in self.workers.values():
             try:
                 await worker.close()  # deletes the worker's health key
             except Exception as exc:

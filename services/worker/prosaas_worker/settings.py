@@ -89,6 +89,32 @@ class WorkerConfig(CommonSettings):
     smtp_from: str = DEFAULT_SMTP_FROM
     smtp_timeout: Annotated[float, Field(gt=0, le=300)] = 20.0
 
+    # Messages to leads (messages.send_due): sends in flight at once, rows claimed per batch, how long a
+    # claimed message may stay unanswered before it is checked with the provider and, if unsent, re-sent.
+    messages_send_concurrency: Annotated[int, Field(ge=1, le=500)] = 50
+    messages_batch_size: Annotated[int, Field(ge=1, le=5000)] = 500
+    messages_in_doubt_after_s: Annotated[float, Field(ge=1, le=86_400)] = 300.0
+    messages_max_attempts: Annotated[int, Field(ge=1, le=50)] = 6
+    messages_http_timeout: Annotated[float, Field(gt=0, le=120)] = 15.0
+
+    # maintenance.cleanup: finished rows older than this many days are deleted; dead letters, kept for
+    # inspection and reruns, have their own (longer) retention.
+    cleanup_retention_days: Annotated[int, Field(ge=1, le=3650)] = 30
+    cleanup_dead_letter_retention_days: Annotated[int, Field(ge=1, le=3650)] = 90
+    # The WhatsApp gateway (http(s) base URL); unset until the WhatsApp channel is set up, and then
+    # whatsapp.check_sessions does nothing.
+    whatsapp_gateway_url: str | None = None
+
+    @field_validator("whatsapp_gateway_url")
+    @classmethod
+    def _whatsapp_gateway_url(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        parts = urlsplit(value.strip())
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("must be an http:// or https:// URL naming a host, e.g. http://baileys:3300")
+        return value.strip().rstrip("/")
+
     @field_validator("smtp_url")
     @classmethod
     def _smtp_url(cls, value: str) -> str:

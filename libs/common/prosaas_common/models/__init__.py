@@ -20,6 +20,14 @@ from prosaas_common.models.intake import MAX_INTAKE_ENDPOINTS, LeadIntakeEndpoin
 from prosaas_common.models.lead import Lead, LeadActivity, LeadNote, LeadStatusChange
 from prosaas_common.models.lead_import import LeadImport
 from prosaas_common.models.lead_status import DEFAULT_LEAD_STATUSES, LeadStatus
+from prosaas_common.models.messaging import (
+    AutomationTrigger,
+    FollowupRule,
+    MessageAutomation,
+    MessageChannelName,
+    MessageStatus,
+    OutboundMessage,
+)
 from prosaas_common.models.phone import BusinessPhoneNumber
 from prosaas_common.models.reminder import Notification, Reminder, ReminderChannel, ReminderStatus
 from prosaas_common.models.user import ROLES, User, UserRole
@@ -36,6 +44,7 @@ __all__ = [
     "AppointmentStatus",
     "AuditEvent",
     "AuthSession",
+    "AutomationTrigger",
     "BackgroundJob",
     "Business",
     "BusinessPhoneNumber",
@@ -45,6 +54,7 @@ __all__ = [
     "DeliveryStatus",
     "DomainEvent",
     "EmailStatus",
+    "FollowupRule",
     "JobState",
     "Lead",
     "LeadActivity",
@@ -54,8 +64,12 @@ __all__ = [
     "LeadNote",
     "LeadStatus",
     "LeadStatusChange",
+    "MessageAutomation",
+    "MessageChannelName",
+    "MessageStatus",
     "Notification",
     "OutboundEmail",
+    "OutboundMessage",
     "PasswordResetToken",
     "RefreshToken",
     "Reminder",

@@ -43,3 +43,5 @@ class BusinessSettings(TimestampMixin, Base):
     call_completed_webhook_url: Mapped[str | None] = mapped_column(String(2000), nullable=True)
     lead_status_webhook_url: Mapped[str | None] = mapped_column(String(2000), nullable=True)
     webhook_secret: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    # E-mail to leads and staff: the From display name (the business name when unset).
+    email_from_name: Mapped[str | None] = mapped_column(String(200), nullable=True)

@@ -9,7 +9,7 @@ SHA-256 hash is stored. A reset ends every session of the account.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -19,7 +19,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from prosaas_api.auth.passwords import hash_password, verify_password
 from prosaas_api.auth.tokens import hash_token, new_refresh_token
 from prosaas_api.settings import ApiSettings
-from prosaas_common.models import AuthSession, Business, OutboundEmail, PasswordResetToken, User
+from prosaas_common.email_templates import add_templated_email
+from prosaas_common.models import AuthSession, Business, PasswordResetToken, User
 
 RESET_LINK_TTL = timedelta(minutes=60)
 INVITATION_TTL = timedelta(days=7)
@@ -45,14 +46,6 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def reset_email_body(link: str) -> str:
-    return (
-        "Someone asked to reset the password of your ProSaaS account.\n\n"
-        f"To choose a new password, open this link within 60 minutes:\n{link}\n\n"
-        "If it was not you, ignore this e-mail: your password stays as it is.\n"
-    )
-
-
 async def request_reset(db: AsyncSession, settings: ApiSettings, email: str) -> int | None:
     """Create a reset link and its outbox e-mail for an active account; the e-mail's id, or None."""
     user = await db.scalar(select(User).where(func.lower(User.email) == email.strip().lower()))
@@ -63,9 +56,14 @@ async def request_reset(db: AsyncSession, settings: ApiSettings, email: str) -> 
         if business is None or not business.is_active:
             return None
     return await issue_password_link(
-        db, settings, user, kind="password-reset", ttl=RESET_LINK_TTL, subject="Reset your ProSaaS password",
-        body=reset_email_body,
-    )  # fmt: skip
+        db,
+        settings,
+        user,
+        kind="password-reset",
+        ttl=RESET_LINK_TTL,
+        template="password_reset",
+        context={"valid_minutes": int(RESET_LINK_TTL.total_seconds() // 60)},
+    )
 
 
 async def issue_password_link(
@@ -75,10 +73,11 @@ async def issue_password_link(
     *,
     kind: str,
     ttl: timedelta,
-    subject: str,
-    body: Callable[[str], str],
+    template: str,
+    context: Mapping[str, object],
 ) -> int | None:
-    """Store a single-use set-password token and its outbox e-mail (``body(link)``); the e-mail's id.
+    """Store a single-use set-password token and its outbox e-mail (e-mail ``template`` with ``context``
+    and the ``link``, From the user's business's sender name); the e-mail's id.
 
     Used for resets and for invitations (an invited owner sets a first password the same way).
     At most :data:`MAX_RESETS_PER_HOUR` per account per hour; beyond that nothing is sent.
@@ -97,16 +96,14 @@ async def issue_password_link(
     db.add(token)
     await db.flush()
     link = f"{settings.app_url.rstrip('/')}/reset-password#token={raw}"
-    message = OutboundEmail(
+    return await add_templated_email(
+        db,
         business_id=user.business_id,
-        dedup_key=f"{kind}:{token.id}",
         to_address=user.email,
-        subject=subject,
-        body_text=body(link),
+        dedup_key=f"{kind}:{token.id}",
+        template=template,
+        context={**context, "link": link},
     )
-    db.add(message)
-    await db.flush()
-    return message.id
 
 
 async def end_sessions(
@@ -163,19 +160,12 @@ async def send_invitation(
     db: AsyncSession, settings: ApiSettings, user: User, business_name: str
 ) -> int | None:
     """E-mail a new user a link (7 days) to choose their first password; the outbox e-mail's id."""
-
-    def body(link: str) -> str:
-        return (
-            f"You have been invited to {business_name} on ProSaaS as {user.role}.\n\n"
-            f"Choose your password here (the link works once, for 7 days):\n{link}\n"
-        )
-
     return await issue_password_link(
         db,
         settings,
         user,
         kind="invitation",
         ttl=INVITATION_TTL,
-        subject=f"You're invited to {business_name} on ProSaaS",
-        body=body,
+        template="invitation",
+        context={"business_name": business_name, "role": user.role, "valid_days": INVITATION_TTL.days},
     )

@@ -23,6 +23,7 @@ class Permission(StrEnum):
     APPOINTMENTS_READ = "appointments.read"  # calendars, availability, appointments
     APPOINTMENTS_WRITE = "appointments.write"  # book, reschedule, cancel
     CALENDARS_MANAGE = "calendars.manage"  # create, change and delete calendars
+    AUTOMATIONS_MANAGE = "automations.manage"  # appointment automations and follow-up rules
 
 
 _OWNER_ADMIN = frozenset({UserRole.OWNER, UserRole.ADMIN})
@@ -41,6 +42,7 @@ MATRIX: dict[Permission, frozenset[UserRole]] = {
     Permission.APPOINTMENTS_READ: _STAFF,
     Permission.APPOINTMENTS_WRITE: _STAFF,
     Permission.CALENDARS_MANAGE: _OWNER_ADMIN,
+    Permission.AUTOMATIONS_MANAGE: _OWNER_ADMIN,
 }
 
 

@@ -1,5 +1,5 @@
-"""/api/business/current/settings and /phone-numbers: the AI agent, booking policy, webhooks and numbers
-of the business the principal acts for.
+"""/api/business/current/settings and /phone-numbers: the AI agent, booking policy, webhooks, e-mail
+sender name and numbers of the business the principal acts for.
 
 The webhook signing secret is write-only: rotating it answers it once; reads show whether one is set and
 its last four characters. Audit entries name the changed fields, never their values (prompts and

@@ -25,6 +25,7 @@ from pydantic import (
 from prosaas_common.phones import SUPPORTED_REGIONS
 
 MAX_WEBHOOK_URL_LENGTH = 2000
+MAX_EMAIL_FROM_NAME_LENGTH = 200
 WEBHOOK_SECRET_PREFIX = "whsec_"
 
 
@@ -72,6 +73,17 @@ def webhook_url(value: str) -> str | None:
     return value
 
 
+def email_from_name(value: str) -> str | None:
+    """A display name for From: one line (CR/LF or other control characters are refused, never
+    silently dropped), trimmed, at most 200 characters; blank clears it (the business name is used)."""
+    if any(ord(ch) < 32 or ord(ch) == 127 for ch in value):
+        raise ValueError("must be one line, without control characters")
+    value = value.strip()
+    if len(value) > MAX_EMAIL_FROM_NAME_LENGTH:
+        raise ValueError(f"must be at most {MAX_EMAIL_FROM_NAME_LENGTH} characters")
+    return value or None
+
+
 class PhoneNumberOut(BaseModel):
     id: int
     e164: str
@@ -105,6 +117,11 @@ class SettingsFields(BaseModel):
     webhook_url: str | None
     call_completed_webhook_url: str | None
     lead_status_webhook_url: str | None
+    # E-mail
+    email_from_name: str | None = Field(
+        description="the From display name of e-mail sent for the business (its name when null); "
+        "the address is always the platform's"
+    )
 
 
 class SettingsOut(SettingsFields):
@@ -144,7 +161,7 @@ WebhookUrl = Annotated[Text, StringConstraints(max_length=MAX_WEBHOOK_URL_LENGTH
 
 class SettingsUpdate(BaseModel):
     """Any subset of the settings; fields left out stay as they are. ``null`` (or "") clears the
-    transfer number and the webhook URLs; other fields refuse null."""
+    transfer number, the webhook URLs and the e-mail sender name; other fields refuse null."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -171,6 +188,7 @@ class SettingsUpdate(BaseModel):
     webhook_url: WebhookUrl | None = None
     call_completed_webhook_url: WebhookUrl | None = None
     lead_status_webhook_url: WebhookUrl | None = None
+    email_from_name: Text | None = Field(None, description="one line, ≤ 200 characters; null or blank clears")
     default_region: str | None = Field(None, description="ISO 3166 region, e.g. US, DE, IL")
 
     @field_validator(*NOT_NULLABLE)
@@ -184,6 +202,11 @@ class SettingsUpdate(BaseModel):
     @classmethod
     def _url(cls, value: str | None) -> str | None:
         return None if value is None else webhook_url(value)
+
+    @field_validator("email_from_name")
+    @classmethod
+    def _from_name(cls, value: str | None) -> str | None:
+        return None if value is None else email_from_name(value)
 
     @field_validator("default_region")
     @classmethod

@@ -2,7 +2,17 @@
 
 from __future__ import annotations
 
-from prosaas_worker.jobs import email, events, leads, reminders, system, webhooks
+from prosaas_worker.jobs import (
+    email,
+    events,
+    leads,
+    maintenance,
+    messages,
+    reminders,
+    system,
+    webhooks,
+    whatsapp,
+)
 from prosaas_worker.registry import JobSpec
 
 ALL_JOBS: tuple[JobSpec, ...] = (
@@ -12,4 +22,7 @@ ALL_JOBS: tuple[JobSpec, ...] = (
     *leads.JOBS,
     *webhooks.JOBS,
     *reminders.JOBS,
+    *messages.JOBS,
+    *maintenance.JOBS,
+    *whatsapp.JOBS,
 )

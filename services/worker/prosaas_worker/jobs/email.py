@@ -5,7 +5,9 @@ job id ``email:{id}``. The job:
 
 * locks the row (``SELECT … FOR UPDATE``), so a duplicate running at the same time waits and then
   sees it sent; a missing row, or one already ``sent``/``failed``, is a no-op;
-* sends it over SMTP with a Message-ID derived from the dedup key (receivers drop a crash resend);
+* sends it over SMTP with a Message-ID derived from the dedup key (receivers drop a crash resend),
+  multipart/alternative when the row has an HTML body, From = the row's ``from_name`` with SMTP_FROM's
+  address;
 * success → ``sent``; a 5xx refusal → ``failed`` (WARNING ``email.rejected``, no retry); a transient
   failure → the attempt is committed, then ``Retry`` with a growing delay (DNS failures are left to the
   worker's DNS policy). After the last try the row stays ``pending`` with its ``last_error``.
@@ -14,19 +16,24 @@ job id ``email:{id}``. The job:
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 import aiosmtplib
 from arq import Retry
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from prosaas_common.db import unit_of_work
 from prosaas_common.dns import is_dns_error
-from prosaas_common.jobs import JobName
+from prosaas_common.jobs import JobName, Queue, enqueue_after_commit
 from prosaas_common.logging import get_logger
 from prosaas_common.models.email import EmailStatus, OutboundEmail
 from prosaas_worker.context import JobContext, current_try, get_resources
 from prosaas_worker.email_transport import PermanentSmtpError, build_message, send_message, short_error
 from prosaas_worker.registry import JobSpec, job
+
+if TYPE_CHECKING:
+    from arq.connections import ArqRedis
 
 JOB_NAME = JobName.EMAIL_DELIVER
 MAX_TRIES = 8
@@ -39,6 +46,16 @@ log = get_logger("prosaas.worker.email")
 def email_job_id(email_id: int) -> str:
     """The arq job id producers use, so a second enqueue of a live job is dropped by arq."""
     return f"email:{email_id}"
+
+
+def enqueue_delivery(db: AsyncSession, ctx: JobContext, email_id: int) -> None:
+    """Enqueue ``email.deliver`` for an outbox row another job wrote, once ``db`` committed."""
+
+    async def pool() -> ArqRedis:
+        redis: ArqRedis = ctx["redis"]
+        return redis
+
+    enqueue_after_commit(db, pool, JOB_NAME, email_id, queue=Queue.DEFAULT, job_id=email_job_id(email_id))
 
 
 def retry_delay(job_try: int) -> float:
@@ -66,6 +83,8 @@ async def deliver_email(ctx: JobContext, email_id: int) -> str:
             to_address=row.to_address,
             subject=row.subject,
             body_text=row.body_text,
+            body_html=row.body_html,
+            from_name=row.from_name,
         )
         row.attempts += 1
         try:

@@ -1,5 +1,6 @@
 """Due reminders: ``reminders.send_due`` (every 30 s from the scheduler) turns each pending reminder whose
-time has come into an in-app notification for its assignee and, on the e-mail channel, an outbox e-mail.
+time has come into an in-app notification for its assignee and, on the e-mail channel, an outbox e-mail
+(the ``reminder`` template, due time in the business's time zone, From the business's sender name).
 
 Reminders are claimed with ``FOR UPDATE SKIP LOCKED`` in batches, so two workers never take the same
 one; the notification's unique ``reminder_id`` and the e-mail's ``dedup_key`` make a repeated run a
@@ -9,19 +10,19 @@ no-op even if a claim were ever lost. E-mails are enqueued for delivery only aft
 from __future__ import annotations
 
 from datetime import datetime
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from arq.connections import ArqRedis
 from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from prosaas_common.db import unit_of_work
-from prosaas_common.jobs import JobName, Queue, enqueue_after_commit
+from prosaas_common.email_templates import add_templated_email
+from prosaas_common.jobs import JobName
 from prosaas_common.logging import get_logger
-from prosaas_common.models import Notification, OutboundEmail, Reminder, ReminderChannel, ReminderStatus, User
+from prosaas_common.models import Business, Notification, Reminder, ReminderChannel, ReminderStatus, User
 from prosaas_worker.context import JobContext, get_resources
-from prosaas_worker.jobs.email import JOB_NAME as EMAIL_JOB
-from prosaas_worker.jobs.email import email_job_id
+from prosaas_worker.jobs.email import enqueue_delivery
 from prosaas_worker.registry import JobSpec, job
 
 BATCH = 200
@@ -41,12 +42,18 @@ def email_dedup_key(reminder: Reminder) -> str:
     return f"reminder:{reminder.id}:{int(reminder.due_at.timestamp())}"
 
 
-def email_body(reminder: Reminder, link: str | None) -> str:
-    where = f"\n\nLead: {link}" if link else ""
-    return f"{reminder.note}\n\nDue {reminder.due_at.isoformat()}.{where}\n"
+def due_text(due_at: datetime, timezone: str) -> str:
+    """The due time as the business reads it: ``2026-11-23 14:00 (Europe/Berlin)``."""
+    try:
+        zone = ZoneInfo(timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        zone, timezone = ZoneInfo("UTC"), "UTC"
+    return f"{due_at.astimezone(zone):%Y-%m-%d %H:%M} ({timezone})"
 
 
-async def send_one(db: AsyncSession, ctx: JobContext, reminder: Reminder, assignee: User | None) -> None:
+async def send_one(
+    db: AsyncSession, ctx: JobContext, reminder: Reminder, assignee: User | None, timezone: str = "UTC"
+) -> None:
     link = f"/leads/{reminder.lead_id}" if reminder.lead_id is not None else None
     title = reminder_title(reminder.note)
     await db.execute(
@@ -63,27 +70,21 @@ async def send_one(db: AsyncSession, ctx: JobContext, reminder: Reminder, assign
         .on_conflict_do_nothing(index_elements=[Notification.reminder_id])
     )
     if reminder.channel == ReminderChannel.EMAIL and assignee is not None and assignee.is_active:
-        email_id = await db.scalar(
-            insert(OutboundEmail)
-            .values(
-                business_id=reminder.business_id,
-                dedup_key=email_dedup_key(reminder),
-                to_address=assignee.email,
-                subject=title[:300],
-                body_text=email_body(reminder, link),
-            )
-            .on_conflict_do_nothing(index_elements=[OutboundEmail.dedup_key])
-            .returning(OutboundEmail.id)
+        email_id = await add_templated_email(
+            db,
+            business_id=reminder.business_id,
+            to_address=assignee.email,
+            dedup_key=email_dedup_key(reminder),
+            template="reminder",
+            context={
+                "title": title,
+                "note": reminder.note,
+                "due": due_text(reminder.due_at, timezone),
+                "link": link,
+            },
         )
         if email_id is not None:
-
-            async def pool() -> ArqRedis:
-                redis: ArqRedis = ctx["redis"]
-                return redis
-
-            enqueue_after_commit(
-                db, pool, EMAIL_JOB, email_id, queue=Queue.DEFAULT, job_id=email_job_id(email_id)
-            )
+            enqueue_delivery(db, ctx, email_id)
     reminder.status = ReminderStatus.SENT.value
     reminder.sent_at = func.now()
 
@@ -104,8 +105,14 @@ async def send_batch(ctx: JobContext) -> int:
             return 0
         user_ids = {reminder.assignee_user_id for reminder in claimed}
         users = {user.id: user for user in await db.scalars(select(User).where(User.id.in_(user_ids)))}
+        business_ids = {reminder.business_id for reminder in claimed}
+        zone_rows = await db.execute(
+            select(Business.id, Business.timezone).where(Business.id.in_(business_ids))
+        )
+        zones = {business_id: timezone for business_id, timezone in zone_rows}
         for reminder in claimed:
-            await send_one(db, ctx, reminder, users.get(reminder.assignee_user_id))
+            zone = zones.get(reminder.business_id, "UTC")
+            await send_one(db, ctx, reminder, users.get(reminder.assignee_user_id), zone)
         return len(claimed)
 
 

@@ -7,8 +7,9 @@
 * :func:`deliver` locks the row, skips it unless ``pending``, and POSTs it (signature in
   :mod:`prosaas_common.webhooks`). 2xx → ``delivered``. Otherwise the attempt (status code, error) is
   committed and the job asks arq for another try with ``Retry(defer=…)`` after the jittered backoff;
-  the last failure marks it ``dead`` (WARNING ``webhook.dead``). A DNS failure is re-raised after the
-  commit, so the worker's DNS policy defers it (it still counts as an attempt).
+  the last failure marks it ``dead`` (WARNING ``webhook.dead``) and tells the business's owners and
+  admins (:mod:`prosaas_worker.notify`: in-app and e-mail, once per delivery and user). A DNS failure
+  is re-raised after the commit, so the worker's DNS policy defers it (it still counts as an attempt).
 * A *round* is one arq job (``since`` = the row's attempts when it was enqueued); its tries are arq's
   ``job_try``. A re-send starts a new round; an older round that finds more attempts on the row than
   it made itself has been superseded and stops, so two rounds never POST side by side.
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
 import httpx
 from arq import Retry
@@ -45,6 +47,7 @@ from prosaas_common.webhooks import (
 )
 from prosaas_worker.context import JobContext, current_try, get_resources
 from prosaas_worker.jobs import events
+from prosaas_worker.notify import StaffNotice, notify_staff
 from prosaas_worker.registry import JobSpec, job
 from prosaas_worker.retry import dns_retry_plan
 
@@ -132,6 +135,22 @@ async def create_deliveries(ctx: JobContext, db: AsyncSession, event: DomainEven
         log.debug("webhook.queued", delivery_id=delivery_id, event_id=event.id, type=event.type)
 
 
+def dead_notice(row: WebhookDelivery) -> StaffNotice:
+    """What owners and admins are told when a delivery is given up (the host only: a URL's path or
+    query may hold a token)."""
+    host = urlsplit(row.url).hostname or "the configured URL"
+    return StaffNotice(
+        kind="webhook_failing",
+        title="A webhook could not be delivered",
+        body=(
+            f"The {row.event_type} webhook #{row.id} to {host} failed {row.attempts} times and was given up."
+            f"\nLast error: {row.last_error or 'unknown'}"
+            "\nCheck the receiver and the URL in the webhook settings, then re-send the delivery."
+        ),
+        link="/settings/webhooks",
+    )
+
+
 def short_error(exc: BaseException) -> str:
     message = str(exc).strip()
     text = f"{type(exc).__name__}: {message}" if message else type(exc).__name__
@@ -196,6 +215,7 @@ async def deliver(ctx: JobContext, delivery_id: int, since: int = 0) -> str:
                 status_code=row.last_status_code,
                 error=row.last_error,
             )
+            await notify_staff(db, ctx, row.business_id, dead_notice(row), f"webhook-dead:{row.id}")
             return "dead"
         dns = failure is not None and is_dns_error(failure)
         delay = dns_retry_plan(job_try).delay_s if dns else retry_delay(job_try)

@@ -1,0 +1,1 @@
+"""Messages to leads: template variables, planning from appointments and follow-up rules."""

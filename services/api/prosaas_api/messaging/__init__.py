@@ -1,0 +1,1 @@
+"""Messages to leads: appointment automations, status follow-up rules, template previews, one-off SMS."""
