@@ -235,3 +235,19 @@ async def test_a_business_without_a_number_fails_its_messages_with_the_reason(
     assert row.last_error is not None
     assert "no phone number" in row.last_error
     assert twilio.bodies() == []
+
+
+async def test_an_unresolvable_provider_defers_the_batch_on_the_dns_policy(
+    make_worker: MakeWorker, db_engine: AsyncEngine, info_logs: LogCapture
+) -> None:
+    worker = make_worker("http://api.twilio.invalid")
+    shop = await make_shop(worker)
+    await add_messages(db_engine, shop, 3, PAST)
+
+    assert await worker.send_due() == 0
+
+    rows = await message_rows(db_engine)
+    assert statuses(rows) == ["scheduled"] * 3  # nothing lost, nothing failed
+    assert all(row.send_at > datetime.now(UTC) + timedelta(seconds=10) for row in rows)  # deferred, not slept
+    assert all(row.last_error and row.last_error.startswith("ConnectError") for row in rows)
+    assert len(info_logs.events("dns.resolution_failed")) == 1  # one WARNING for the batch
