@@ -4,18 +4,16 @@ its scheduled messages — and nothing else."""
 
 from __future__ import annotations
 
-import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
-from sqlalchemy import func, insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from prosaas_common.db import create_session_factory, unit_of_work
 from prosaas_common.messaging.planner import plan_appointment
-from prosaas_common.models import OutboundMessage
 from tests.api.lead_helpers import MakeAccount, create_lead, error_fields, signed_in_team
+from tests.api.message_helpers import add_message, made, message_status
 
 AUTOMATIONS = "/api/automations"
 GOOD = {
@@ -24,37 +22,6 @@ GOOD = {
     "offset_minutes": 1440,
     "template": "Hi {first_name}, see you {date} at {time} ({calendar_name}).",
 }
-
-
-async def made(response: httpx.Response, status: int = 201) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    data: dict[str, Any] = response.json()
-    return data
-
-
-async def add_message(engine: AsyncEngine, business_id: int, status: str = "scheduled", **values: Any) -> int:
-    """A message as the worker plans it (planning is not the API's part)."""
-    async with engine.begin() as conn:
-        row = await conn.execute(
-            insert(OutboundMessage)
-            .values(
-                business_id=business_id,
-                dedup_key=f"appointment:test:{uuid.uuid4().hex}",
-                to_number="+14155550100",
-                status=status,
-                send_at=func.now(),
-                **{"body": "Hello", **values},
-            )
-            .returning(OutboundMessage.id)
-        )
-        return int(row.scalar_one())
-
-
-async def message_status(client: httpx.AsyncClient, headers: dict[str, str], message_id: int) -> str:
-    status: str = (await made(await client.get(f"/api/messages/{message_id}", headers=headers), 200))[
-        "status"
-    ]
-    return status
 
 
 async def test_owners_and_admins_manage_automations_everyone_reads_them(

@@ -4,52 +4,19 @@ moving or deleting a rule cancelling its scheduled messages."""
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
 import httpx
-from sqlalchemy import func, insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from prosaas_common.models import OutboundMessage
 from tests.api.lead_helpers import MakeAccount, error_fields, signed_in_team, statuses
+from tests.api.message_helpers import add_message, made, message_status
 
 RULES = "/api/followup-rules"
 STEPS = [
     {"delay_minutes": 60, "template": "Hi {first_name}, any questions about {business_name}?"},
     {"delay_minutes": 1440, "template": "Still {status}? Reply to this SMS, {full_name}."},
 ]
-
-
-async def made(response: httpx.Response, status: int = 201) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    data: dict[str, Any] = response.json()
-    return data
-
-
-async def add_message(engine: AsyncEngine, business_id: int, status: str = "scheduled", **values: Any) -> int:
-    """A follow-up step as the worker plans it."""
-    async with engine.begin() as conn:
-        row = await conn.execute(
-            insert(OutboundMessage)
-            .values(
-                business_id=business_id,
-                dedup_key=f"followup:test:{uuid.uuid4().hex}",
-                to_number="+14155550100",
-                status=status,
-                send_at=func.now(),
-                **{"body": "Hello", **values},
-            )
-            .returning(OutboundMessage.id)
-        )
-        return int(row.scalar_one())
-
-
-async def message_status(client: httpx.AsyncClient, headers: dict[str, str], message_id: int) -> str:
-    status: str = (await made(await client.get(f"/api/messages/{message_id}", headers=headers), 200))[
-        "status"
-    ]
-    return status
 
 
 async def test_rules_per_status_managed_by_owners_and_admins(
@@ -211,10 +178,12 @@ async def test_deactivating_moving_or_deleting_cancels_its_scheduled_messages(
     second = await made(await client.post(RULES, json=body, headers=team.owner))
     third = await made(await client.post(RULES, json=body, headers=team.owner))
     b = team.business_id
-    of_first = await add_message(db_engine, b, followup_rule_id=first["id"], followup_step=1)
-    sent = await add_message(db_engine, b, "sent", followup_rule_id=first["id"], followup_step=1)
-    of_second = await add_message(db_engine, b, followup_rule_id=second["id"], followup_step=2)
-    of_third = await add_message(db_engine, b, followup_rule_id=third["id"], followup_step=1)
+    of_first = await add_message(db_engine, b, key="followup", followup_rule_id=first["id"], followup_step=1)
+    sent = await add_message(db_engine, b, "sent", "followup", followup_rule_id=first["id"], followup_step=1)
+    of_second = await add_message(
+        db_engine, b, key="followup", followup_rule_id=second["id"], followup_step=2
+    )
+    of_third = await add_message(db_engine, b, key="followup", followup_rule_id=third["id"], followup_step=1)
 
     # New steps or a new name apply to later plans: scheduled messages stay.
     await made(

@@ -5,46 +5,20 @@ timeline, idempotent with an Idempotency-Key, waking the sender once per burst a
 from __future__ import annotations
 
 import asyncio
-import uuid
 from typing import Any
 
 import httpx
 from arq.connections import ArqRedis
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from prosaas_common.jobs import JobName, Queue
 from prosaas_common.models import OutboundMessage
 from tests.api.lead_helpers import MakeAccount, Team, create_lead, error_fields, signed_in_team
+from tests.api.message_helpers import add_message, made
 
 MESSAGES = "/api/messages"
 WAKE = "messages:send_due:wake"
-
-
-async def made(response: httpx.Response, status: int = 201) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    data: dict[str, Any] = response.json()
-    return data
-
-
-async def add_message(
-    engine: AsyncEngine, business_id: int, status: str = "scheduled", key: str = "appointment", **values: Any
-) -> int:
-    """A message as the worker plans it."""
-    async with engine.begin() as conn:
-        row = await conn.execute(
-            insert(OutboundMessage)
-            .values(
-                business_id=business_id,
-                dedup_key=f"{key}:test:{uuid.uuid4().hex}",
-                to_number="+14155550100",
-                status=status,
-                send_at=func.now(),
-                **{"body": "Hello", **values},
-            )
-            .returning(OutboundMessage.id)
-        )
-        return int(row.scalar_one())
 
 
 async def add_numbers(client: httpx.AsyncClient, team: Team, *numbers: str) -> None:

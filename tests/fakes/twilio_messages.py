@@ -74,7 +74,7 @@ def authorised(request: Request, state: FakeState) -> bool:
 
 def build_app(state: FakeState) -> Starlette:
     def path_ok(request: Request) -> bool:
-        return request.path_params["sid"] == state.account_sid
+        return bool(request.path_params["sid"] == state.account_sid)
 
     async def create(request: Request) -> JSONResponse:
         if not authorised(request, state) or not path_ok(request):

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import uvicorn
 from arq.connections import ArqRedis
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from prosaas_common.jobs import Queue
@@ -188,9 +188,7 @@ async def add_messages(
         for i in range(count)
     ]
     async with engine.begin() as conn:
-        result = await conn.execute(
-            OutboundMessage.__table__.insert().values(rows).returning(OutboundMessage.id)
-        )
+        result = await conn.execute(insert(OutboundMessage).values(rows).returning(OutboundMessage.id))
         return sorted(result.scalars())
 
 

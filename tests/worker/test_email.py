@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from prosaas_common.db import create_session_factory, unit_of_work
 from prosaas_common.email_templates import add_templated_email
-from prosaas_common.jobs import Queue, enqueue
+from prosaas_common.jobs import Queue, email_job_id, enqueue
 from prosaas_common.models import Business, BusinessSettings
 from prosaas_common.models.email import OutboundEmail
 from prosaas_common.provision import provision_business
@@ -22,7 +22,6 @@ from prosaas_common.settings import ConfigError, build_settings
 from prosaas_worker.context import JobContext, WorkerResources
 from prosaas_worker.email_transport import message_id
 from prosaas_worker.jobs import ALL_JOBS
-from prosaas_worker.jobs.email import email_job_id
 from prosaas_worker.registry import arq_functions
 from prosaas_worker.settings import WorkerConfig, parse_smtp_url
 from tests.support import closed_port

@@ -7,6 +7,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from prosaas_common.models import Appointment, FollowupRule, MessageAutomation, OutboundMessage
@@ -148,7 +149,7 @@ async def test_a_reminder_already_sent_for_the_old_time_is_sent_again_for_the_ne
     appointment_id = await book(worker, shop, lead_id)
     await worker.dispatch_events()
     async with db_engine.begin() as conn:
-        await conn.execute(OutboundMessage.__table__.update().values(status="sent"))
+        await conn.execute(update(OutboundMessage).values(status="sent"))
 
     later = START + timedelta(hours=3)
     await change(worker, appointment_id, starts_at=later, ends_at=later + timedelta(minutes=30))
@@ -221,7 +222,7 @@ async def test_entering_a_status_schedules_its_steps_and_leaving_cancels_the_res
     assert rows[1].send_at - rows[0].send_at == timedelta(minutes=60)
     async with db_engine.begin() as conn:  # step 1 went out
         await conn.execute(
-            OutboundMessage.__table__.update().where(OutboundMessage.id == rows[0].id).values(status="sent")
+            update(OutboundMessage).where(OutboundMessage.id == rows[0].id).values(status="sent")
         )
 
     await move_lead(worker, shop, lead_id, other)

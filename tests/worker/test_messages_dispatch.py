@@ -97,8 +97,7 @@ async def test_transient_failures_are_retried_later_and_refusals_fail(
     assert "HTTP 503" in retry.last_error
     assert retry.send_at > datetime.now(UTC) + timedelta(seconds=10)  # backed off, not hammered
     assert (rows[refused].status, rows[refused].attempts) == ("failed", 1)
-    assert rows[refused].last_error is not None
-    assert "code 21211" in rows[refused].last_error
+    assert "code 21211" in (rows[refused].last_error or "")
 
     async with db_engine.begin() as conn:  # time passes
         await conn.execute(update(OutboundMessage).where(OutboundMessage.id == retry.id).values(send_at=PAST))

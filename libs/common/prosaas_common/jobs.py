@@ -120,3 +120,22 @@ def enqueue_after_commit(
         await enqueue(await pool(), function, *args, queue=queue, job_id=job_id, **kwargs)
 
     after_commit(session, send)
+
+
+def email_job_id(email_id: int) -> str:
+    """The arq job id of an outbox row's delivery, so a second enqueue of a live job is dropped."""
+    return f"email:{email_id}"
+
+
+def deliver_email_after_commit(
+    session: AsyncSession,
+    pool: Callable[[], Awaitable[ArqRedis]],
+    email_id: int,
+    *,
+    queue: Queue = Queue.DEFAULT,
+) -> None:
+    """``email.deliver`` of outbox row ``email_id`` once ``session`` committed (``HIGH`` when a person
+    waits for the e-mail: password reset, invitation)."""
+    enqueue_after_commit(
+        session, pool, JobName.EMAIL_DELIVER, email_id, queue=queue, job_id=email_job_id(email_id)
+    )

@@ -26,7 +26,7 @@ from prosaas_api.business.schemas import BusinessUpdate
 from prosaas_api.ids import MAX_ROW_ID, RowId
 from prosaas_api.settings import ApiSettings
 from prosaas_common.db import after_commit
-from prosaas_common.jobs import JobName, Queue, enqueue_after_commit
+from prosaas_common.jobs import Queue, deliver_email_after_commit
 from prosaas_common.logging import get_logger
 from prosaas_common.models import Business
 from prosaas_common.web import DbSession, resources_of
@@ -98,14 +98,7 @@ async def create_business(
     e-mail to choose a password (no password is ever set or shown here)."""
     business, invitation = await businesses.create(db, settings, principal, body)
     if invitation is not None:
-        enqueue_after_commit(
-            db,
-            resources_of(request).job_pool,
-            JobName.EMAIL_DELIVER,
-            invitation,
-            job_id=f"email:{invitation}",
-            queue=Queue.HIGH,
-        )
+        deliver_email_after_commit(db, resources_of(request).job_pool, invitation, queue=Queue.HIGH)
     log.info("admin.business_created", business_id=business.id)
     return await businesses.out(db, business)
 

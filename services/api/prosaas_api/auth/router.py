@@ -35,7 +35,7 @@ from prosaas_api.auth.throttle import LoginThrottle, Throttled
 from prosaas_api.auth.tokens import new_csrf_token
 from prosaas_api.settings import ApiSettings
 from prosaas_common.db import after_commit
-from prosaas_common.jobs import JobName, Queue, enqueue_after_commit
+from prosaas_common.jobs import Queue, deliver_email_after_commit
 from prosaas_common.logging import get_logger
 from prosaas_common.models import Business, User, UserRole
 from prosaas_common.web import DbSession, resources_of
@@ -207,14 +207,7 @@ async def forgot(body: ForgotRequest, request: Request, db: DbSession, settings:
     """Always 202: whether the e-mail has an account is not revealed. The link is e-mailed by a job."""
     email_id = await password_reset.request_reset(db, settings, body.email)
     if email_id is not None:
-        enqueue_after_commit(
-            db,
-            resources_of(request).job_pool,
-            JobName.EMAIL_DELIVER,
-            email_id,
-            job_id=f"email:{email_id}",
-            queue=Queue.HIGH,
-        )
+        deliver_email_after_commit(db, resources_of(request).job_pool, email_id, queue=Queue.HIGH)
     return Accepted(detail="if an account uses this e-mail, a reset link is on its way")
 
 

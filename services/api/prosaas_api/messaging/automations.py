@@ -12,21 +12,19 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Response
-from sqlalchemy import func, select
 
 from prosaas_api import audit
 from prosaas_api.auth.permissions import Permission
 from prosaas_api.auth.principal import Principal, require
 from prosaas_api.errors import conflict
 from prosaas_api.ids import RowId
-from prosaas_api.messaging.messages import cancel_scheduled
+from prosaas_api.messaging.planning_rules import PlanningRuleRepository
 from prosaas_api.messaging.schemas import (
     AutomationCreate,
     AutomationList,
     AutomationOut,
     AutomationUpdate,
 )
-from prosaas_api.tenancy import TenantRepository
 from prosaas_common.models import MessageAutomation, OutboundMessage
 from prosaas_common.web import DbSession
 
@@ -40,17 +38,11 @@ LIMIT_RESPONSE: dict[int | str, dict[str, Any]] = {
 }
 
 
-class AutomationRepository(TenantRepository[MessageAutomation]):
+class AutomationRepository(PlanningRuleRepository[MessageAutomation]):
     model = MessageAutomation
     label = "automation"
-
-    async def count(self) -> int:
-        return int(await self.db.scalar(select(func.count()).select_from(self.query().subquery())) or 0)
-
-    async def cancel_messages(self, automation: MessageAutomation) -> int:
-        return await cancel_scheduled(
-            self.db, self.business_id, OutboundMessage.automation_id == automation.id
-        )
+    entity = ENTITY
+    message_column = OutboundMessage.automation_id
 
 
 def automation_out(automation: MessageAutomation) -> AutomationOut:
@@ -97,36 +89,12 @@ async def update_automation(
     repository = AutomationRepository(db, principal)
     automation = await repository.get(automation_id, for_update=True)
     changes = body.model_dump(exclude_unset=True)
-    for key, value in changes.items():
-        setattr(automation, key, value)
-    cancelled = 0 if automation.is_active else await repository.cancel_messages(automation)
-    await db.flush()
-    await db.refresh(automation)
-    await audit.record(
-        db,
-        principal,
-        f"{ENTITY}.updated",
-        ENTITY,
-        automation.id,
-        {"fields": sorted(changes), "cancelled_messages": cancelled},
-    )
+    await repository.update(principal, automation, changes, cancels=changes.get("is_active") is False)
     return automation_out(automation)
 
 
 @router.delete("/{automation_id}", operation_id="automations_delete", status_code=204)
 async def delete_automation(automation_id: RowId, principal: Manager, db: DbSession) -> Response:
     """Cancels its scheduled messages; messages already sent stay (without the automation's id)."""
-    repository = AutomationRepository(db, principal)
-    automation = await repository.get(automation_id, for_update=True)
-    cancelled = await repository.cancel_messages(automation)
-    await db.delete(automation)
-    await db.flush()
-    await audit.record(
-        db,
-        principal,
-        f"{ENTITY}.deleted",
-        ENTITY,
-        automation_id,
-        {"name": automation.name, "cancelled_messages": cancelled},
-    )
+    await AutomationRepository(db, principal).delete(principal, automation_id)
     return Response(status_code=204)

@@ -12,7 +12,6 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Response
-from sqlalchemy import func, select
 
 from prosaas_api import audit
 from prosaas_api.auth.permissions import Permission
@@ -20,14 +19,13 @@ from prosaas_api.auth.principal import Principal, require
 from prosaas_api.errors import conflict
 from prosaas_api.ids import QueryId, RowId
 from prosaas_api.leads.query import StatusRepository
-from prosaas_api.messaging.messages import cancel_scheduled
+from prosaas_api.messaging.planning_rules import PlanningRuleRepository
 from prosaas_api.messaging.schemas import (
     FollowupRuleCreate,
     FollowupRuleList,
     FollowupRuleOut,
     FollowupRuleUpdate,
 )
-from prosaas_api.tenancy import TenantRepository
 from prosaas_common.models import FollowupRule, OutboundMessage
 from prosaas_common.web import DbSession
 
@@ -41,15 +39,11 @@ LIMIT_RESPONSE: dict[int | str, dict[str, Any]] = {
 }
 
 
-class FollowupRuleRepository(TenantRepository[FollowupRule]):
+class FollowupRuleRepository(PlanningRuleRepository[FollowupRule]):
     model = FollowupRule
     label = "follow-up rule"
-
-    async def count(self) -> int:
-        return int(await self.db.scalar(select(func.count()).select_from(self.query().subquery())) or 0)
-
-    async def cancel_messages(self, rule: FollowupRule) -> int:
-        return await cancel_scheduled(self.db, self.business_id, OutboundMessage.followup_rule_id == rule.id)
+    entity = ENTITY
+    message_column = OutboundMessage.followup_rule_id
 
 
 def rule_out(rule: FollowupRule) -> FollowupRuleOut:
@@ -104,36 +98,12 @@ async def update_rule(
     if "status_id" in changes:
         await StatusRepository(db, principal).check("status_id", changes["status_id"])
     moved = changes.get("status_id", rule.status_id) != rule.status_id
-    for key, value in changes.items():
-        setattr(rule, key, value)
-    cancelled = await repository.cancel_messages(rule) if moved or not rule.is_active else 0
-    await db.flush()
-    await db.refresh(rule)
-    await audit.record(
-        db,
-        principal,
-        f"{ENTITY}.updated",
-        ENTITY,
-        rule.id,
-        {"fields": sorted(changes), "cancelled_messages": cancelled},
-    )
+    await repository.update(principal, rule, changes, cancels=moved or changes.get("is_active") is False)
     return rule_out(rule)
 
 
 @router.delete("/{rule_id}", operation_id="followup_rules_delete", status_code=204)
 async def delete_rule(rule_id: RowId, principal: Manager, db: DbSession) -> Response:
     """Cancels its scheduled messages; messages already sent stay (without the rule's id)."""
-    repository = FollowupRuleRepository(db, principal)
-    rule = await repository.get(rule_id, for_update=True)
-    cancelled = await repository.cancel_messages(rule)
-    await db.delete(rule)
-    await db.flush()
-    await audit.record(
-        db,
-        principal,
-        f"{ENTITY}.deleted",
-        ENTITY,
-        rule_id,
-        {"name": rule.name, "cancelled_messages": cancelled},
-    )
+    await FollowupRuleRepository(db, principal).delete(principal, rule_id)
     return Response(status_code=204)

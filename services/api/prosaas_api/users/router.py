@@ -14,7 +14,7 @@ from prosaas_api.settings import ApiSettings
 from prosaas_api.users import service
 from prosaas_api.users.schemas import UserInvite, UserOut, UserPage, UserUpdate
 from prosaas_common.db import after_commit
-from prosaas_common.jobs import JobName, Queue, enqueue_after_commit
+from prosaas_common.jobs import Queue, deliver_email_after_commit
 from prosaas_common.models import Business, User
 from prosaas_common.web import DbSession, resources_of
 
@@ -67,14 +67,7 @@ async def invite_user(
     name = business.name if business else "your business"
     email_id = await send_invitation(db, settings, user, name)
     if email_id is not None:
-        enqueue_after_commit(
-            db,
-            resources_of(request).job_pool,
-            JobName.EMAIL_DELIVER,
-            email_id,
-            job_id=f"email:{email_id}",
-            queue=Queue.HIGH,
-        )
+        deliver_email_after_commit(db, resources_of(request).job_pool, email_id, queue=Queue.HIGH)
     return user_out(user)
 
 

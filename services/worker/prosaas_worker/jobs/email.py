@@ -25,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from prosaas_common.db import unit_of_work
 from prosaas_common.dns import is_dns_error
-from prosaas_common.jobs import JobName, Queue, enqueue_after_commit
+from prosaas_common.jobs import JobName, deliver_email_after_commit
 from prosaas_common.logging import get_logger
 from prosaas_common.models.email import EmailStatus, OutboundEmail
 from prosaas_worker.context import JobContext, current_try, get_resources
@@ -43,11 +43,6 @@ RETRY_DELAYS_S = (30.0, 60.0, 120.0, 300.0)
 log = get_logger("prosaas.worker.email")
 
 
-def email_job_id(email_id: int) -> str:
-    """The arq job id producers use, so a second enqueue of a live job is dropped by arq."""
-    return f"email:{email_id}"
-
-
 def enqueue_delivery(db: AsyncSession, ctx: JobContext, email_id: int) -> None:
     """Enqueue ``email.deliver`` for an outbox row another job wrote, once ``db`` committed."""
 
@@ -55,7 +50,7 @@ def enqueue_delivery(db: AsyncSession, ctx: JobContext, email_id: int) -> None:
         redis: ArqRedis = ctx["redis"]
         return redis
 
-    enqueue_after_commit(db, pool, JOB_NAME, email_id, queue=Queue.DEFAULT, job_id=email_job_id(email_id))
+    deliver_email_after_commit(db, pool, email_id)
 
 
 def retry_delay(job_try: int) -> float:
