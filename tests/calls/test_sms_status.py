@@ -3,29 +3,15 @@ moving it backwards); a forged or unsigned one is 403 and changes nothing."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 
 import httpx
 import pytest
 from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine
-from twilio.request_validator import RequestValidator
 
-from prosaas_calls.app import create_app
-from prosaas_calls.settings import CallsSettings
 from prosaas_common.models import Business, OutboundMessage
-from tests.support import asgi_client
-
-TOKEN = "calls-test-auth-token"
-HOST = "calls.example.com"
-
-
-@pytest.fixture
-async def twilio_client(make_settings: Callable[..., CallsSettings]) -> AsyncIterator[httpx.AsyncClient]:
-    settings = make_settings(twilio_account_sid="AC" + "2" * 32, twilio_auth_token=TOKEN, public_host=HOST)
-    async with asgi_client(create_app(settings)) as http:
-        yield http
+from tests.calls.conftest import TWILIO_TOKEN, twilio_post
 
 
 async def a_message(engine: AsyncEngine, **values: object) -> int:
@@ -54,12 +40,10 @@ async def row_of(engine: AsyncEngine, message_id: int) -> OutboundMessage:
 
 
 async def callback(
-    client: httpx.AsyncClient, message_id: int, status: str, *, token: str = TOKEN, **extra: str
+    client: httpx.AsyncClient, message_id: int, status: str, *, token: str = TWILIO_TOKEN, **extra: str
 ) -> httpx.Response:
-    path = f"/webhook/sms_status?message_id={message_id}"
     form = {"MessageSid": "SM" + "a" * 32, "MessageStatus": status, "AccountSid": "AC" + "2" * 32} | extra
-    signature = RequestValidator(token).compute_signature(f"https://{HOST}{path}", form)
-    return await client.post(path, data=form, headers={"X-Twilio-Signature": signature})
+    return await twilio_post(client, f"/webhook/sms_status?message_id={message_id}", form, token=token)
 
 
 async def test_delivery_is_recorded(twilio_client: httpx.AsyncClient, db_engine: AsyncEngine) -> None:

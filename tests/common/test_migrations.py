@@ -23,6 +23,8 @@ EXPECTED_TABLES = {
     "message_automations",
     "followup_rules",
     "outbound_messages",
+    "calls",
+    "call_turns",
     "businesses",
     "users",
     "auth_sessions",

@@ -13,6 +13,14 @@ from prosaas_common.models.calendar import (
     AppointmentStatus,
     Calendar,
 )
+from prosaas_common.models.call import (
+    CALL_STATUSES,
+    TERMINAL_CALL_STATUSES,
+    Call,
+    CallDirection,
+    CallStatus,
+    CallTurn,
+)
 from prosaas_common.models.dead_letter import DeadLetter
 from prosaas_common.models.email import EmailStatus, OutboundEmail
 from prosaas_common.models.events import DomainEvent
@@ -35,10 +43,12 @@ from prosaas_common.models.webhook import DeliveryStatus, WebhookDelivery
 
 __all__ = [
     "APPOINTMENT_STATUSES",
+    "CALL_STATUSES",
     "DEFAULT_LEAD_STATUSES",
     "DEFAULT_WEEKLY_HOURS",
     "MAX_INTAKE_ENDPOINTS",
     "ROLES",
+    "TERMINAL_CALL_STATUSES",
     "WEEKDAYS",
     "Appointment",
     "AppointmentStatus",
@@ -50,6 +60,10 @@ __all__ = [
     "BusinessPhoneNumber",
     "BusinessSettings",
     "Calendar",
+    "Call",
+    "CallDirection",
+    "CallStatus",
+    "CallTurn",
     "DeadLetter",
     "DeliveryStatus",
     "DomainEvent",
