@@ -50,7 +50,8 @@ def upgrade() -> None:
         sa.Column("updated_at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False),
         sa.CheckConstraint("direction IN ('inbound', 'outbound')", name=op.f("ck_calls_direction_known")),
         sa.CheckConstraint(
-            "status IN ('queued', 'ringing', 'in-progress', 'completed', 'busy', 'failed', 'no-answer', 'canceled')",
+            "status IN ('queued', 'ringing', 'in-progress', 'completed', 'busy', 'failed', 'no-answer', "
+            "'canceled')",
             name=op.f("ck_calls_status_known"),
         ),
         sa.ForeignKeyConstraint(

@@ -13,7 +13,7 @@ from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from prosaas_calls import stream_tokens
-from prosaas_common.models import Business, BusinessPhoneNumber, Call, Lead, LeadStatus
+from prosaas_common.models import Business, BusinessPhoneNumber, BusinessSettings, Call, Lead, LeadStatus
 from tests.calls.conftest import PUBLIC_HOST, twilio_post
 
 NUMBER = "+14155550123"
@@ -179,3 +179,28 @@ async def test_stream_status_records_the_stream_sid(
 
     [call] = await calls(db_engine)
     assert call.stream_sid == "MZ" + "3" * 32
+
+
+async def test_over_capacity_callers_hear_busy_and_a_finished_call_frees_its_slot(
+    twilio_client: httpx.AsyncClient, db_engine: AsyncEngine, redis: Redis
+) -> None:
+    business_id = await a_business(db_engine)
+    async with db_engine.begin() as conn:
+        await conn.execute(insert(BusinessSettings).values(business_id=business_id, max_concurrent_calls=1))
+    first, second, third = ("CA" + str(n) * 32 for n in (1, 2, 3))
+
+    async def ring(sid: str) -> list[str]:
+        response = await twilio_post(twilio_client, "/webhook/incoming_call", incoming(call_sid=sid))
+        return [child.tag for child in ET.fromstring(response.text)]  # noqa: S314 - our own TwiML
+
+    assert await ring(first) == ["Connect"]
+    assert await ring(second) == ["Say", "Hangup"]
+    assert await ring(first) == ["Connect"]  # Twilio's retry keeps its slot
+    assert await redis.get("calls:active_count") in (b"1", "1")
+
+    form = {"CallSid": first, "CallStatus": "completed", "CallDuration": "30"}
+    await twilio_post(twilio_client, "/webhook/call_status", form)
+    assert await ring(third) == ["Connect"]
+
+    reasons = {call.call_sid: call.end_reason for call in await calls(db_engine)}
+    assert reasons == {first: "completed", second: "over_capacity:business", third: None}

@@ -3,9 +3,11 @@
 
 Every request must carry a valid ``X-Twilio-Signature`` (403 and no side effect otherwise). The business
 is found by the number that was called (``To``); a number no active business owns gets a short spoken
-apology and a hangup — never another business's agent. A known one gets a ``calls`` row (one per call
-sid: Twilio's retries find the same row) and TwiML that connects the call to our media stream with the
-call's parameters and a one-time stream token.
+apology and a hangup — never another business's agent. A known one takes a capacity slot
+(:mod:`prosaas_calls.capacity`: the deployment's and the business's limits; over capacity the caller
+hears a busy message), gets a ``calls`` row (one per call sid: Twilio's retries find the same row and
+keep their slot) and TwiML that connects the call to our media stream with the call's parameters and a
+one-time stream token. A terminal ``call_status`` releases the slot (idempotently).
 """
 
 from __future__ import annotations
@@ -17,12 +19,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from twilio.twiml.voice_response import Connect, VoiceResponse
 
 from prosaas_calls import stream_tokens
+from prosaas_calls.capacity import CallCapacity, Refused
 from prosaas_calls.twilio_auth import signed_form
 from prosaas_common.logging import get_logger
 from prosaas_common.models import (
     TERMINAL_CALL_STATUSES,
     Business,
     BusinessPhoneNumber,
+    BusinessSettings,
     Call,
     CallDirection,
     CallStatus,
@@ -34,7 +38,9 @@ router = APIRouter(tags=["twilio"])
 log = get_logger("prosaas.calls.voice")
 
 STREAM_PATH = "/ws/twilio-media"
+DEFAULT_BUSINESS_CALL_LIMIT = 5  # business_settings.max_concurrent_calls when the row is missing
 UNKNOWN_NUMBER_TEXT = "Sorry, this number is not available right now. Goodbye."
+BUSY_TEXT = "Sorry, all our lines are busy right now. Please call again in a few minutes. Goodbye."
 # Status order: a late "ringing" never undoes "in-progress", nothing undoes a terminal status.
 STATUS_RANK = {CallStatus.QUEUED: 0, CallStatus.RINGING: 1, CallStatus.IN_PROGRESS: 2}
 
@@ -43,11 +49,28 @@ def twiml(response: VoiceResponse) -> Response:
     return Response(content=str(response), media_type="application/xml")
 
 
-def apology() -> Response:
+def say_and_hang_up(text: str) -> Response:
     response = VoiceResponse()
-    response.say(UNKNOWN_NUMBER_TEXT)
+    response.say(text)
     response.hangup()
     return twiml(response)
+
+
+def capacity_of(request: Request) -> CallCapacity:
+    """The process's capacity gate (one per app, on the shared Redis client)."""
+    state = request.app.state
+    if getattr(state, "call_capacity", None) is None:
+        resources = resources_of(request)
+        state.call_capacity = CallCapacity.from_settings(resources.redis, resources.settings)
+    capacity: CallCapacity = state.call_capacity
+    return capacity
+
+
+async def business_call_limit(db: AsyncSession, business_id: int) -> int:
+    limit = await db.scalar(
+        select(BusinessSettings.max_concurrent_calls).where(BusinessSettings.business_id == business_id)
+    )
+    return int(limit) if limit is not None else DEFAULT_BUSINESS_CALL_LIMIT
 
 
 async def business_for_number(db: AsyncSession, number: str) -> Business | None:
@@ -83,8 +106,13 @@ async def incoming_call(request: Request, db: DbSession) -> Response:
     business = await business_for_number(db, to) if call_sid and to else None
     if business is None:
         log.info("call.unknown_number", call_sid=call_sid, to=to)
-        return apology()
+        return say_and_hang_up(UNKNOWN_NUMBER_TEXT)
     lead_id = await lead_for_caller(db, business.id, caller)
+    # The slot is taken here, atomically for the deployment and the business; over capacity the caller
+    # hears a polite busy message and the call is recorded as refused.
+    slot = await capacity_of(request).acquire(
+        call_sid, business.id, await business_call_limit(db, business.id)
+    )
     await db.execute(
         insert(Call)
         .values(
@@ -95,9 +123,13 @@ async def incoming_call(request: Request, db: DbSession) -> Response:
             to_number=to[:32],
             lead_id=lead_id,
             status=CallStatus.RINGING.value,
+            end_reason=f"over_capacity:{slot.reason}" if isinstance(slot, Refused) else None,
         )
         .on_conflict_do_nothing(index_elements=[Call.call_sid])
     )
+    if isinstance(slot, Refused):
+        log.info("call.over_capacity", call_sid=call_sid, business_id=business.id, limit=slot.reason)
+        return say_and_hang_up(BUSY_TEXT)
     token = await stream_tokens.issue(resources.redis, call_sid)
     log.debug("call.routed", call_sid=call_sid, business_id=business.id, lead_id=lead_id)
     return stream_twiml(
@@ -131,6 +163,7 @@ async def call_status(request: Request, db: DbSession) -> Response:
         duration = params.get("CallDuration", "")
         call.duration_s = int(duration) if duration.isdigit() else call.duration_s
         call.end_reason = call.end_reason or status.value
+        await capacity_of(request).release(call.call_sid)
     elif STATUS_RANK[status] > STATUS_RANK.get(current, -1):
         call.status = status.value
         if status is CallStatus.IN_PROGRESS and call.answered_at is None:

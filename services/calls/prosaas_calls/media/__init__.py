@@ -1,0 +1,41 @@
+"""Media-stream transport: the Twilio Media Streams wire protocol, kept free of I/O and call logic."""
+
+from prosaas_calls.media.twilio_protocol import (
+    FRAME_BYTES,
+    FRAME_MS,
+    Connected,
+    Dtmf,
+    InboundEvent,
+    Malformed,
+    Mark,
+    Media,
+    MediaFormat,
+    Start,
+    Stop,
+    StreamCounters,
+    clear_message,
+    frames,
+    mark_message,
+    media_message,
+    parse_message,
+)
+
+__all__ = [
+    "FRAME_BYTES",
+    "FRAME_MS",
+    "Connected",
+    "Dtmf",
+    "InboundEvent",
+    "Malformed",
+    "Mark",
+    "Media",
+    "MediaFormat",
+    "Start",
+    "Stop",
+    "StreamCounters",
+    "clear_message",
+    "frames",
+    "mark_message",
+    "media_message",
+    "parse_message",
+]
