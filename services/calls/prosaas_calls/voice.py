@@ -19,7 +19,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from twilio.twiml.voice_response import Connect, VoiceResponse
 
 from prosaas_calls import stream_tokens
-from prosaas_calls.capacity import CallCapacity, Refused
+from prosaas_calls.capacity import Refused
+from prosaas_calls.media.stream import call_capacity
 from prosaas_calls.twilio_auth import signed_form
 from prosaas_common.logging import get_logger
 from prosaas_common.models import (
@@ -54,16 +55,6 @@ def say_and_hang_up(text: str) -> Response:
     response.say(text)
     response.hangup()
     return twiml(response)
-
-
-def capacity_of(request: Request) -> CallCapacity:
-    """The process's capacity gate (one per app, on the shared Redis client)."""
-    state = request.app.state
-    if getattr(state, "call_capacity", None) is None:
-        resources = resources_of(request)
-        state.call_capacity = CallCapacity.from_settings(resources.redis, resources.settings)
-    capacity: CallCapacity = state.call_capacity
-    return capacity
 
 
 async def business_call_limit(db: AsyncSession, business_id: int) -> int:
@@ -110,7 +101,7 @@ async def incoming_call(request: Request, db: DbSession) -> Response:
     lead_id = await lead_for_caller(db, business.id, caller)
     # The slot is taken here, atomically for the deployment and the business; over capacity the caller
     # hears a polite busy message and the call is recorded as refused.
-    slot = await capacity_of(request).acquire(
+    slot = await call_capacity(request.app).acquire(
         call_sid, business.id, await business_call_limit(db, business.id)
     )
     await db.execute(
@@ -163,7 +154,7 @@ async def call_status(request: Request, db: DbSession) -> Response:
         duration = params.get("CallDuration", "")
         call.duration_s = int(duration) if duration.isdigit() else call.duration_s
         call.end_reason = call.end_reason or status.value
-        await capacity_of(request).release(call.call_sid)
+        await call_capacity(request.app).release(call.call_sid)
     elif STATUS_RANK[status] > STATUS_RANK.get(current, -1):
         call.status = status.value
         if status is CallStatus.IN_PROGRESS and call.answered_at is None:

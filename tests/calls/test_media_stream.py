@@ -1,0 +1,178 @@
+"""``/ws/twilio-media`` on a live server: a stream is accepted only with the call's one-time token in its
+``start`` (5 s to send it), keeps the call's capacity slot while it lives, survives malformed frames, and
+releases the slot on ``stop`` or when the socket closes."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import pytest
+import uvicorn
+import websockets
+from redis.asyncio import Redis
+
+from prosaas_calls import stream_tokens
+from prosaas_calls.app import create_app
+from prosaas_calls.capacity import Acquired, CallCapacity
+from prosaas_calls.settings import CallsSettings
+from tests.support import free_port, wait_until
+
+CALL_SID = "CA" + "7" * 32
+STREAM_SID = "MZ" + "7" * 32
+
+
+@asynccontextmanager
+async def live_server(settings: CallsSettings) -> AsyncIterator[str]:
+    """The calls app under uvicorn on a free port; yields its ws:// base URL."""
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
+    )
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        if task.done():
+            task.result()
+        await asyncio.sleep(0.01)
+    try:
+        yield f"ws://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(task, 10)
+
+
+@pytest.fixture
+async def server(make_settings: Callable[..., CallsSettings]) -> AsyncIterator[str]:
+    async with live_server(make_settings()) as base:
+        yield base
+
+
+def start(token: str, call_sid: str = CALL_SID) -> str:
+    return json.dumps(
+        {
+            "event": "start",
+            "sequenceNumber": "1",
+            "streamSid": STREAM_SID,
+            "start": {
+                "accountSid": "AC" + "0" * 32,
+                "streamSid": STREAM_SID,
+                "callSid": call_sid,
+                "tracks": ["inbound"],
+                "customParameters": {"call_sid": call_sid, "business_id": "1", "stream_token": token},
+                "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1},
+            },
+        }
+    )
+
+
+def media(n: int) -> str:
+    payload = base64.b64encode(bytes([0xFF]) * 160).decode()
+    return json.dumps(
+        {
+            "event": "media",
+            "sequenceNumber": str(n + 2),
+            "streamSid": STREAM_SID,
+            "media": {"track": "inbound", "chunk": str(n + 1), "timestamp": str(n * 20), "payload": payload},
+        }
+    )
+
+
+STOP = json.dumps(
+    {
+        "event": "stop",
+        "sequenceNumber": "99",
+        "streamSid": STREAM_SID,
+        "stop": {"accountSid": "AC", "callSid": CALL_SID},
+    }
+)
+CONNECTED = json.dumps({"event": "connected", "protocol": "Call", "version": "1.0.0"})
+
+
+async def a_live_call(redis: Redis, ttl: float = 60.0) -> tuple[CallCapacity, str]:
+    """What ``incoming_call`` leaves behind: a capacity slot and a stream token."""
+    capacity = CallCapacity(redis, 50, ttl=ttl)
+    assert isinstance(await capacity.acquire(CALL_SID, 1, 5), Acquired)
+    return capacity, await stream_tokens.issue(redis, CALL_SID)
+
+
+async def closed_with(ws: Any) -> int | None:
+    with pytest.raises(websockets.ConnectionClosed) as closed:
+        await asyncio.wait_for(ws.recv(), 10)
+    return closed.value.rcvd.code if closed.value.rcvd else None
+
+
+async def test_a_stream_with_the_token_lives_until_stop_and_then_frees_its_slot(
+    server: str, redis: Redis
+) -> None:
+    capacity, token = await a_live_call(redis)
+    async with websockets.connect(f"{server}/ws/twilio-media") as ws:
+        await ws.send(CONNECTED)
+        await ws.send(start(token))
+        for n in range(10):
+            await ws.send(media(n))
+        await ws.send("not json at all")
+        await ws.send(json.dumps({"event": "something-new", "streamSid": STREAM_SID}))
+        await ws.send(media(10))  # still alive after the garbage
+        assert await capacity.active_count() == 1
+        await ws.send(STOP)
+
+        async def released() -> bool:
+            return await capacity.active_count() == 0
+
+        await wait_until(released, timeout=10)
+
+
+async def test_a_closed_socket_frees_the_slot(server: str, redis: Redis) -> None:
+    capacity, token = await a_live_call(redis)
+    async with websockets.connect(f"{server}/ws/twilio-media") as ws:
+        await ws.send(start(token))
+        await ws.send(media(0))
+
+    async def released() -> bool:
+        return await capacity.active_count() == 0
+
+    await wait_until(released, timeout=10)
+
+
+async def test_the_stream_keeps_the_slot_alive_beyond_its_ttl(
+    make_settings: Callable[..., CallsSettings], redis: Redis
+) -> None:
+    """With CALL_SLOT_TTL_S=1.5 the stream refreshes every 0.5 s: the slot outlives its first expiry."""
+    async with live_server(make_settings(call_slot_ttl_s=1.5)) as base:
+        capacity, token = await a_live_call(redis, ttl=1.5)
+        first_expiry = await redis.zscore("calls:slots", CALL_SID)
+        assert first_expiry is not None
+        async with websockets.connect(f"{base}/ws/twilio-media") as ws:
+            await ws.send(start(token))
+
+            async def past_first_expiry() -> bool:
+                seconds, micros = await redis.time()
+                return bool(int(seconds) * 1000 + int(micros) // 1000 > first_expiry + 500)
+
+            await wait_until(past_first_expiry, timeout=10)
+            assert await capacity.active_count() == 1
+            await ws.send(STOP)
+
+
+@pytest.mark.parametrize("case", ["wrong token", "other call", "reused token"])
+async def test_a_stream_without_a_valid_token_is_closed(server: str, redis: Redis, case: str) -> None:
+    capacity, token = await a_live_call(redis)
+    if case == "reused token":
+        assert await stream_tokens.redeem(redis, CALL_SID, token)
+    message = start("forged") if case == "wrong token" else start(token)
+    if case == "other call":
+        message = start(token, call_sid="CA" + "8" * 32)
+    async with websockets.connect(f"{server}/ws/twilio-media") as ws:
+        await ws.send(message)
+        assert await closed_with(ws) == 1008
+    assert await capacity.active_count() == 1  # a refused stream does not touch the call's slot
+
+
+async def test_no_start_within_five_seconds_closes_the_socket(server: str) -> None:
+    async with websockets.connect(f"{server}/ws/twilio-media") as ws:
+        await ws.send(CONNECTED)
+        assert await closed_with(ws) == 1008
