@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from prosaas_api.auth.permissions import Permission, allows
 from prosaas_api.operations_doc import operations, schema_app
-from prosaas_common.models import Notification, UserRole
+from prosaas_common.models import Call, CallTurn, Notification, UserRole
 from prosaas_common.models.webhook import WebhookDelivery
 from tests.api.lead_helpers import MakeAccount, Team, signed_in_team, statuses
 
@@ -149,6 +149,9 @@ COVERAGE: dict[str, Covered] = {
     "messages_get": Covered("object"),
     "messages_cancel": Covered("object"),
     "leads_send_message": Covered("object", {"text": "x"}),
+    "calls_list": Covered("list"),
+    "calls_stats": Covered("list"),
+    "calls_get": Covered("object"),
 }
 
 OPERATIONS = {op: (method, path, needs) for op, method, path, needs in operations(schema_app())}
@@ -297,7 +300,31 @@ async def build_world(client: httpx.AsyncClient, make_account: MakeAccount, db_e
             f"/api/leads/{lead['id']}/messages", json={"text": f"{MARK} hello"}, headers=a.agent
         )
     )
+    call_sid = "CA" + "a" * 32
+    async with db_engine.begin() as conn:  # calls are written by the calls service
+        call_id = (
+            await conn.execute(
+                insert(Call)
+                .values(
+                    business_id=a.business_id,
+                    call_sid=call_sid,
+                    direction="inbound",
+                    from_number="+14155550100",
+                    to_number="+14155550177",
+                    status="completed",
+                    lead_id=lead["id"],
+                    summary=f"{MARK} wants a visit",
+                )
+                .returning(Call.id)
+            )
+        ).scalar_one()
+        await conn.execute(
+            insert(CallTurn).values(
+                business_id=a.business_id, call_id=call_id, speaker="caller", text=f"{MARK} here", offset_ms=0
+            )
+        )
     ids = {
+        "call_sid": call_sid,
         "automation_id": automation["id"],
         "rule_id": rule["id"],
         "message_id": message["id"],
@@ -410,6 +437,8 @@ async def test_business_b_cannot_reach_business_a(
     assert (automation["name"], automation["is_active"]) == (f"{MARK} reminder", True)
     rule = (await client.get(f"/api/followup-rules/{world.ids['rule_id']}", headers=a)).json()
     assert rule["name"] == f"{MARK} nudge"
+    [own_call] = (await client.get("/api/calls", headers=a)).json()["items"]
+    assert (own_call["call_sid"], own_call["summary"]) == (world.ids["call_sid"], f"{MARK} wants a visit")
     message = (await client.get(f"/api/messages/{world.ids['message_id']}", headers=a)).json()
     assert message["status"] == "scheduled"  # B's cancel did not touch it
     foreign_rule = await client.post(
