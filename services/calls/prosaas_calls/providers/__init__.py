@@ -1,0 +1,1 @@
+"""Voice providers behind one small interface: OpenAI Realtime, the offline stack, a scripted one."""

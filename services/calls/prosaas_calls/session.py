@@ -1,0 +1,182 @@
+"""One call between Twilio's media stream and a voice provider: audio both ways, what the caller has
+heard, barge-in, turns and tool calls.
+
+The transport (:mod:`prosaas_calls.media.stream`) hands Twilio's events to :meth:`CallSession.on_twilio`;
+:meth:`CallSession.run_provider` is the other direction's task, turning provider events into Twilio
+messages. Agent audio is sent as 20 ms ``media`` frames followed by a ``mark`` named
+``{response_id}:{ms sent so far}``; Twilio echoes a mark when the audio before it has played, so
+``played_ms`` is what the caller really heard. When the caller starts speaking over the agent
+(barge-in) the session stops sending that response at once, sends ``clear`` (Twilio drops what it has
+queued) and tells the provider to cut the response at ``played_ms``; the rest of that response, and
+the marks Twilio flushes for it, are ignored.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from prosaas_calls.media.twilio_protocol import (
+    FRAME_MS,
+    Dtmf,
+    Mark,
+    Media,
+    StreamCounters,
+    clear_message,
+    frames,
+    mark_message,
+    media_message,
+)
+from prosaas_calls.providers.base import (
+    AgentAudio,
+    AgentTranscript,
+    CallerTranscript,
+    ProviderClosed,
+    SpeechStarted,
+    ToolCall,
+    VoiceProvider,
+)
+from prosaas_common.logging import get_logger
+
+log = get_logger("prosaas.calls.session")
+
+SendText = Callable[[str], Awaitable[None]]
+ToolRunner = Callable[[str, Mapping[str, Any]], Awaitable[Mapping[str, Any]]]
+TOOL_UNAVAILABLE = "Sorry, I can't do that right now."
+
+
+class TurnSink(Protocol):
+    """Where the session puts what was said; persisting must not hold up the audio."""
+
+    def add(self, speaker: str, text: str, offset_ms: int) -> None: ...
+
+
+@dataclass
+class Playback:
+    """The agent response being played: how much was sent to Twilio and how much the caller heard."""
+
+    response_id: str | None = None
+    sent_ms: int = 0
+    played_ms: int = 0
+    interrupted: set[str] = field(default_factory=set)
+
+    @property
+    def speaking(self) -> bool:
+        return self.response_id is not None and self.sent_ms > self.played_ms
+
+
+@dataclass
+class SessionMetrics:
+    barge_ins: int = 0
+    barge_in_reaction_ms: list[float] = field(default_factory=list)
+    tool_calls: int = 0
+
+
+async def no_tools(name: str, arguments: Mapping[str, Any]) -> Mapping[str, Any]:
+    return {"error": TOOL_UNAVAILABLE}
+
+
+class CallSession:
+    def __init__(
+        self,
+        *,
+        call_sid: str,
+        stream_sid: str,
+        send: SendText,
+        provider: VoiceProvider,
+        turns: TurnSink,
+        counters: StreamCounters,
+        tools: ToolRunner = no_tools,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.call_sid = call_sid
+        self.stream_sid = stream_sid
+        self._send = send
+        self.provider = provider
+        self.turns = turns
+        self.counters = counters
+        self.tools = tools
+        self._clock = clock
+        self._started = clock()
+        self.playback = Playback()
+        self.metrics = SessionMetrics()
+
+    def offset_ms(self) -> int:
+        return int((self._clock() - self._started) * 1000)
+
+    # Twilio → provider -------------------------------------------------------------------------------
+    async def on_twilio(self, event: object) -> None:
+        if isinstance(event, Media):
+            if event.track == "inbound":
+                await self.provider.send_audio(event.payload)
+        elif isinstance(event, Mark):
+            self._on_mark(event.name)
+        elif isinstance(event, Dtmf):
+            await self.provider.send_dtmf(event.digit)
+
+    def _on_mark(self, name: str) -> None:
+        response_id, _, ms = name.rpartition(":")
+        playback = self.playback
+        if response_id != playback.response_id or response_id in playback.interrupted or not ms.isdigit():
+            return  # an old response's mark, or one Twilio flushed after a clear: not heard
+        playback.played_ms = max(playback.played_ms, int(ms))
+
+    # provider → Twilio -------------------------------------------------------------------------------
+    async def run_provider(self) -> str:
+        """Relay provider events until it closes; returns why it ended."""
+        async for event in self.provider.events():
+            if isinstance(event, AgentAudio):
+                await self._play(event)
+            elif isinstance(event, AgentTranscript):
+                self.turns.add("agent", event.text, self.offset_ms())
+            elif isinstance(event, CallerTranscript):
+                self.turns.add("caller", event.text, self.offset_ms())
+            elif isinstance(event, SpeechStarted):
+                await self.barge_in()
+            elif isinstance(event, ToolCall):
+                await self._run_tool(event)
+            elif isinstance(event, ProviderClosed):
+                return event.reason
+        return "provider_closed"
+
+    async def _play(self, audio: AgentAudio) -> None:
+        playback = self.playback
+        if audio.response_id in playback.interrupted:
+            return
+        if audio.response_id != playback.response_id:
+            playback.response_id, playback.sent_ms, playback.played_ms = audio.response_id, 0, 0
+        for frame in frames(audio.mulaw):
+            await self._send(media_message(self.stream_sid, frame))
+            playback.sent_ms += FRAME_MS
+            self.counters.frames_out += 1
+        await self._send(mark_message(self.stream_sid, f"{audio.response_id}:{playback.sent_ms}"))
+
+    async def barge_in(self) -> None:
+        """The caller talks over the agent: stop, clear Twilio's queue, cut the response where heard."""
+        playback = self.playback
+        if not playback.speaking or playback.response_id is None:
+            return
+        began = self._clock()
+        response_id = playback.response_id
+        playback.interrupted.add(response_id)
+        await self._send(clear_message(self.stream_sid))
+        self.metrics.barge_ins += 1
+        self.metrics.barge_in_reaction_ms.append((self._clock() - began) * 1000)
+        await self.provider.interrupt(response_id, playback.played_ms)
+        log.debug(
+            "call.barge_in", call_sid=self.call_sid, response_id=response_id, played_ms=playback.played_ms
+        )
+        playback.sent_ms = playback.played_ms
+
+    async def _run_tool(self, call: ToolCall) -> None:
+        """Run a tool; any failure becomes a sentence the agent can say, never a dead call."""
+        self.metrics.tool_calls += 1
+        try:
+            output = await self.tools(call.name, call.arguments)
+        except Exception as exc:  # a tool's bug must not end the call
+            log.warning("call.tool_failed", call_sid=self.call_sid, tool=call.name, error=type(exc).__name__)
+            output = {"error": TOOL_UNAVAILABLE}
+        log.info("call.tool", call_sid=self.call_sid, tool=call.name, ok="error" not in output)
+        await self.provider.send_tool_result(call.call_id, output)
