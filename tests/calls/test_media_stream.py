@@ -15,11 +15,16 @@ import pytest
 import uvicorn
 import websockets
 from redis.asyncio import Redis
+from sqlalchemy import insert, select
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from prosaas_calls import stream_tokens
 from prosaas_calls.app import create_app
 from prosaas_calls.capacity import Acquired, CallCapacity
+from prosaas_calls.providers.base import SessionConfig
+from prosaas_calls.providers.scripted import ScriptedProvider
 from prosaas_calls.settings import CallsSettings
+from prosaas_common.models import Business, Call, CallTurn
 from tests.support import free_port, wait_until
 
 CALL_SID = "CA" + "7" * 32
@@ -27,12 +32,21 @@ STREAM_SID = "MZ" + "7" * 32
 
 
 @asynccontextmanager
-async def live_server(settings: CallsSettings) -> AsyncIterator[str]:
-    """The calls app under uvicorn on a free port; yields its ws:// base URL."""
+async def live_server(
+    settings: CallsSettings, providers: list[ScriptedProvider] | None = None
+) -> AsyncIterator[str]:
+    """The calls app under uvicorn on a free port, its calls voiced by scripted providers (collected in
+    ``providers``: each says a 100 ms greeting); yields its ws:// base URL."""
     port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
-    )
+    app = create_app(settings)
+    made = providers if providers is not None else []
+
+    def scripted(config: SessionConfig) -> ScriptedProvider:
+        made.append(ScriptedProvider(greeting_audio=bytes([0x7F]) * 800))
+        return made[-1]
+
+    app.state.provider_factory = scripted
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     task = asyncio.create_task(server.serve())
     while not server.started:
         if task.done():
@@ -92,8 +106,21 @@ STOP = json.dumps(
 CONNECTED = json.dumps({"event": "connected", "protocol": "Call", "version": "1.0.0"})
 
 
-async def a_live_call(redis: Redis, ttl: float = 60.0) -> tuple[CallCapacity, str]:
-    """What ``incoming_call`` leaves behind: a capacity slot and a stream token."""
+async def a_live_call(redis: Redis, engine: AsyncEngine, ttl: float = 60.0) -> tuple[CallCapacity, str]:
+    """What ``incoming_call`` leaves behind: a calls row, a capacity slot and a stream token."""
+    async with engine.begin() as conn:
+        business_id = (
+            await conn.execute(insert(Business).values(name="Dental").returning(Business.id))
+        ).scalar_one()
+        await conn.execute(
+            insert(Call).values(
+                business_id=business_id,
+                call_sid=CALL_SID,
+                direction="inbound",
+                from_number="+1",
+                to_number="+2",
+            )
+        )
     capacity = CallCapacity(redis, 50, ttl=ttl)
     assert isinstance(await capacity.acquire(CALL_SID, 1, 5), Acquired)
     return capacity, await stream_tokens.issue(redis, CALL_SID)
@@ -105,13 +132,20 @@ async def closed_with(ws: Any) -> int | None:
     return closed.value.rcvd.code if closed.value.rcvd else None
 
 
-async def test_a_stream_with_the_token_lives_until_stop_and_then_frees_its_slot(
-    server: str, redis: Redis
+async def test_a_call_runs_on_the_stream_until_stop_and_then_frees_its_slot(
+    make_settings: Callable[..., CallsSettings], redis: Redis, db_engine: AsyncEngine
 ) -> None:
-    capacity, token = await a_live_call(redis)
-    async with websockets.connect(f"{server}/ws/twilio-media") as ws:
+    providers: list[ScriptedProvider] = []
+    capacity, token = await a_live_call(redis, db_engine)
+    async with (
+        live_server(make_settings(), providers) as base,
+        websockets.connect(f"{base}/ws/twilio-media") as ws,
+    ):
         await ws.send(CONNECTED)
         await ws.send(start(token))
+        greeting = [json.loads(await asyncio.wait_for(ws.recv(), 10)) for _ in range(6)]
+        assert [m["event"] for m in greeting] == ["media"] * 5 + ["mark"]  # 100 ms, then its mark
+        assert {m["streamSid"] for m in greeting} == {STREAM_SID}
         for n in range(10):
             await ws.send(media(n))
         await ws.send("not json at all")
@@ -125,9 +159,26 @@ async def test_a_stream_with_the_token_lives_until_stop_and_then_frees_its_slot(
 
         await wait_until(released, timeout=10)
 
+    [provider] = providers
+    assert provider.frames_received == 11
+    assert provider.closed
+    async with db_engine.connect() as conn:
+        call = (await conn.execute(select(Call).where(Call.call_sid == CALL_SID))).one()
+        turns = (await conn.execute(select(CallTurn.speaker, CallTurn.text))).all()
+    assert (call.stream_sid, call.provider, call.end_reason) == (STREAM_SID, "scripted", "stop")
+    assert [tuple(turn) for turn in turns] == [
+        ("agent", "Hello, thank you for calling Dental. How can I help you today?")
+    ]
+    assert {k: call.usage[k] for k in ("frames_in", "frames_out", "malformed", "unknown_events")} == {
+        "frames_in": 11,
+        "frames_out": 5,
+        "malformed": 1,
+        "unknown_events": 1,
+    }
 
-async def test_a_closed_socket_frees_the_slot(server: str, redis: Redis) -> None:
-    capacity, token = await a_live_call(redis)
+
+async def test_a_closed_socket_frees_the_slot(server: str, redis: Redis, db_engine: AsyncEngine) -> None:
+    capacity, token = await a_live_call(redis, db_engine)
     async with websockets.connect(f"{server}/ws/twilio-media") as ws:
         await ws.send(start(token))
         await ws.send(media(0))
@@ -139,11 +190,11 @@ async def test_a_closed_socket_frees_the_slot(server: str, redis: Redis) -> None
 
 
 async def test_the_stream_keeps_the_slot_alive_beyond_its_ttl(
-    make_settings: Callable[..., CallsSettings], redis: Redis
+    make_settings: Callable[..., CallsSettings], redis: Redis, db_engine: AsyncEngine
 ) -> None:
     """With CALL_SLOT_TTL_S=1.5 the stream refreshes every 0.5 s: the slot outlives its first expiry."""
     async with live_server(make_settings(call_slot_ttl_s=1.5)) as base:
-        capacity, token = await a_live_call(redis, ttl=1.5)
+        capacity, token = await a_live_call(redis, db_engine, ttl=1.5)
         first_expiry = await redis.zscore("calls:slots", CALL_SID)
         assert first_expiry is not None
         async with websockets.connect(f"{base}/ws/twilio-media") as ws:
@@ -159,8 +210,10 @@ async def test_the_stream_keeps_the_slot_alive_beyond_its_ttl(
 
 
 @pytest.mark.parametrize("case", ["wrong token", "other call", "reused token"])
-async def test_a_stream_without_a_valid_token_is_closed(server: str, redis: Redis, case: str) -> None:
-    capacity, token = await a_live_call(redis)
+async def test_a_stream_without_a_valid_token_is_closed(
+    server: str, redis: Redis, db_engine: AsyncEngine, case: str
+) -> None:
+    capacity, token = await a_live_call(redis, db_engine)
     if case == "reused token":
         assert await stream_tokens.redeem(redis, CALL_SID, token)
     message = start("forged") if case == "wrong token" else start(token)

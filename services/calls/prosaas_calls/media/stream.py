@@ -4,9 +4,9 @@ The socket must send ``start`` within :data:`START_TIMEOUT_S` carrying, in its c
 call sid and the one-time token of the call's TwiML (:mod:`prosaas_calls.stream_tokens`); anything else
 is closed with 1008 and changes nothing. While the stream lives it keeps the call's capacity slot
 alive (refresh every ``ttl / 3``) and counts frames; malformed or unknown messages are counted, logged at
-DEBUG and dropped. ``stop`` or a closed socket ends it and releases the slot (idempotently, like the
-terminal ``call_status``).
-The call session (provider, barge-in, tools) takes the events of the loop in :func:`twilio_media`.
+DEBUG and dropped. The call itself runs in :func:`prosaas_calls.call_runner.run_call`; when it ends
+(``stop``, a closed socket, the provider closing) the slot is released (idempotently, like the terminal
+``call_status``).
 """
 
 from __future__ import annotations
@@ -18,12 +18,12 @@ from fastapi import APIRouter, FastAPI, WebSocket
 from starlette.websockets import WebSocketState
 
 from prosaas_calls import stream_tokens
+from prosaas_calls.call_runner import run_call
 from prosaas_calls.capacity import DEFAULT_TTL_S, CallCapacity
 from prosaas_calls.media.twilio_protocol import (
     Malformed,
     Media,
     Start,
-    Stop,
     StreamCounters,
     parse_message,
 )
@@ -84,10 +84,10 @@ async def await_start(websocket: WebSocket, counters: StreamCounters) -> Start |
         return None
 
 
-async def close(websocket: WebSocket, reason: str) -> None:
+async def close(websocket: WebSocket, reason: str, code: int = POLICY_VIOLATION) -> None:
     if websocket.client_state is WebSocketState.CONNECTED:
         with contextlib.suppress(RuntimeError):
-            await websocket.close(code=POLICY_VIOLATION, reason=reason)
+            await websocket.close(code=code, reason=reason)
 
 
 async def keep_slot(capacity: CallCapacity, call_sid: str) -> None:
@@ -116,12 +116,11 @@ async def twilio_media(websocket: WebSocket) -> None:
     capacity = call_capacity(websocket.app)
     refresher = asyncio.create_task(keep_slot(capacity, start.call_sid))
     log.info("call.started", call_sid=start.call_sid, stream_sid=start.stream_sid)
-    ended_by = "socket_closed"
+    ended_by = "error"
     try:
-        while (event := await receive_event(websocket, counters)) is not None:
-            if isinstance(event, Stop):
-                ended_by = "stop"
-                break
+        ended_by = await run_call(websocket, start, counters, lambda: receive_event(websocket, counters))
+        if ended_by != "socket_closed":
+            await close(websocket, ended_by, code=1000)
     finally:
         refresher.cancel()
         with contextlib.suppress(asyncio.CancelledError):

@@ -1,0 +1,157 @@
+"""Running one accepted media stream as a call: the provider, the session, the turns and the record.
+
+:func:`run_call` is what :mod:`prosaas_calls.media.stream` does once a stream proved its token. It reads
+the call and its business, asks the app's provider factory for a voice provider (none available → the
+stream is closed and the call marked ``no_provider``), then runs the two directions as two tasks —
+Twilio → provider (this socket's messages) and provider → Twilio (:meth:`CallSession.run_provider`) —
+until either ends (``stop``, the socket closing, or the provider closing). Afterwards the call row gets
+its stream sid, provider, how it ended and the stream's figures.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from fastapi import FastAPI, WebSocket
+from sqlalchemy import func, select, update
+
+from prosaas_calls.media.twilio_protocol import Start, Stop, StreamCounters
+from prosaas_calls.providers.base import SessionConfig, VoiceProvider
+from prosaas_calls.session import CallSession
+from prosaas_calls.turns import TurnWriter
+from prosaas_common.db import unit_of_work
+from prosaas_common.logging import get_logger
+from prosaas_common.models import Business, BusinessSettings, Call
+from prosaas_common.web import ServiceResources
+
+log = get_logger("prosaas.calls.runner")
+
+ProviderFactory = Callable[[SessionConfig], VoiceProvider | None]
+Receive = Callable[[], Awaitable[object | None]]
+DEFAULT_GREETING = "Hello, thank you for calling {business}. How can I help you today?"
+
+
+def no_provider(config: SessionConfig) -> VoiceProvider | None:
+    return None
+
+
+def provider_factory(app: FastAPI) -> ProviderFactory:
+    """The app's factory (``app.state.provider_factory``; tests and later providers set it)."""
+    factory: ProviderFactory = getattr(app.state, "provider_factory", None) or no_provider
+    return factory
+
+
+@dataclass(frozen=True)
+class CallContext:
+    call_id: int
+    business_id: int
+    config: SessionConfig
+
+
+async def load_call(resources: ServiceResources, start: Start) -> CallContext | None:
+    async with resources.sessions() as db:
+        row = (
+            await db.execute(
+                select(Call, Business, BusinessSettings)
+                .join(Business, Business.id == Call.business_id)
+                .outerjoin(BusinessSettings, BusinessSettings.business_id == Call.business_id)
+                .where(Call.call_sid == start.call_sid)
+            )
+        ).first()
+    if row is None:
+        return None
+    call, business, settings = row
+    greeting = (settings.greeting if settings else "") or DEFAULT_GREETING.format(business=business.name)
+    config = SessionConfig(
+        call_sid=call.call_sid,
+        business_id=business.id,
+        business_name=business.name,
+        greeting=greeting,
+        instructions=settings.system_prompt if settings else "",
+        voice=settings.ai_voice if settings else "alloy",
+        language=settings.ai_language if settings else business.locale,
+    )
+    return CallContext(call.id, business.id, config)
+
+
+async def relay_twilio(session: CallSession, receive: Receive) -> str:
+    """Twilio → provider until ``stop`` or the socket closes; how it ended."""
+    while (event := await receive()) is not None:
+        if isinstance(event, Stop):
+            return "stop"
+        await session.on_twilio(event)
+    return "socket_closed"
+
+
+async def run_call(
+    websocket: WebSocket,
+    start: Start,
+    counters: StreamCounters,
+    receive: Receive,
+) -> str:
+    """Run the call of an accepted stream; returns how it ended."""
+    resources: ServiceResources = websocket.app.state.resources
+    context = await load_call(resources, start)
+    provider = provider_factory(websocket.app)(context.config) if context else None
+    if context is None or provider is None:
+        log.warning("call.no_provider", call_sid=start.call_sid, known_call=context is not None)
+        return "no_provider"
+    turns = TurnWriter(resources.sessions, call_id=context.call_id, business_id=context.business_id)
+    turns.start()
+    session = CallSession(
+        call_sid=start.call_sid,
+        stream_sid=start.stream_sid,
+        send=websocket.send_text,
+        provider=provider,
+        turns=turns,
+        counters=counters,
+    )
+    ended_by = "provider_closed"
+    try:
+        await provider.start(context.config)
+        inbound = asyncio.create_task(relay_twilio(session, receive), name=f"in:{start.call_sid}")
+        outbound = asyncio.create_task(session.run_provider(), name=f"out:{start.call_sid}")
+        done, pending = await asyncio.wait({inbound, outbound}, return_when=asyncio.FIRST_COMPLETED)
+        for task in pending:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if inbound in done:
+            ended_by = inbound.result()
+    finally:
+        await provider.close()
+        await turns.close()
+        await record_end(resources, context, start, provider.name, ended_by, session, turns.saved)
+    return ended_by
+
+
+async def record_end(
+    resources: ServiceResources,
+    context: CallContext,
+    start: Start,
+    provider: str,
+    ended_by: str,
+    session: CallSession,
+    turns_saved: int,
+) -> None:
+    usage = {
+        **session.counters.as_dict(),
+        "barge_ins": session.metrics.barge_ins,
+        "tool_calls": session.metrics.tool_calls,
+        "turns_saved": turns_saved,
+    }
+    async with unit_of_work(resources.sessions) as db:
+        await db.execute(
+            update(Call)
+            .where(Call.id == context.call_id)
+            .values(
+                stream_sid=start.stream_sid,
+                provider=provider,
+                usage=usage,
+                end_reason=func.coalesce(Call.end_reason, ended_by),
+            )
+        )
+    log.debug("call.recorded", call_sid=start.call_sid, ended_by=ended_by)
