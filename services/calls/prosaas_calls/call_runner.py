@@ -21,6 +21,7 @@ from sqlalchemy import func, select, update
 from prosaas_calls.media.twilio_protocol import Start, Stop, StreamCounters
 from prosaas_calls.providers.base import SessionConfig, VoiceProvider
 from prosaas_calls.session import CallSession
+from prosaas_calls.tools import TOOL_SPECS, CallTools
 from prosaas_calls.turns import TurnWriter
 from prosaas_common.db import unit_of_work
 from prosaas_common.logging import get_logger
@@ -48,6 +49,7 @@ def provider_factory(app: FastAPI) -> ProviderFactory:
 class CallContext:
     call_id: int
     business_id: int
+    caller: str
     config: SessionConfig
 
 
@@ -73,8 +75,9 @@ async def load_call(resources: ServiceResources, start: Start) -> CallContext | 
         instructions=settings.system_prompt if settings else "",
         voice=settings.ai_voice if settings else "alloy",
         language=settings.ai_language if settings else business.locale,
+        tools=TOOL_SPECS,
     )
-    return CallContext(call.id, business.id, config)
+    return CallContext(call.id, business.id, call.from_number, config)
 
 
 async def relay_twilio(session: CallSession, receive: Receive) -> str:
@@ -108,6 +111,13 @@ async def run_call(
         provider=provider,
         turns=turns,
         counters=counters,
+        tools=CallTools(
+            resources.sessions,
+            resources.job_pool,
+            business_id=context.business_id,
+            call_sid=start.call_sid,
+            caller=context.caller,
+        ),
     )
     ended_by = "provider_closed"
     try:
