@@ -8,11 +8,13 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 
 import httpx
+from arq.connections import ArqRedis
 from redis.asyncio import Redis
 from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from prosaas_calls import stream_tokens
+from prosaas_common.jobs import Queue
 from prosaas_common.models import Business, BusinessPhoneNumber, BusinessSettings, Call, Lead, LeadStatus
 from tests.calls.conftest import PUBLIC_HOST, twilio_post
 
@@ -143,7 +145,7 @@ async def test_forged_or_unsigned_webhooks_are_refused_without_side_effects(
 
 
 async def test_status_callbacks_move_the_call_forward_only(
-    twilio_client: httpx.AsyncClient, db_engine: AsyncEngine
+    twilio_client: httpx.AsyncClient, db_engine: AsyncEngine, pool: ArqRedis
 ) -> None:
     await a_business(db_engine)
     await twilio_post(twilio_client, "/webhook/incoming_call", incoming())
@@ -158,7 +160,11 @@ async def test_status_callbacks_move_the_call_forward_only(
     [call] = await calls(db_engine)
     assert (call.status, call.answered_at is not None) == ("in-progress", True)
 
+    assert await pool.zcard(Queue.HIGH.value) == 0
     assert await status("completed", CallDuration="42") == 204
+    assert [job.job_id for job in await pool.queued_jobs(queue_name=Queue.HIGH.value)] == [
+        f"call-finalize:{sid}"
+    ]
     assert await status("in-progress") == 204  # after the end: ignored
     [call] = await calls(db_engine)
     assert (call.status, call.duration_s, call.end_reason) == ("completed", 42, "completed")

@@ -54,6 +54,7 @@ class JobName(StrEnum):
     MESSAGES_SEND_DUE = "messages.send_due"
     MAINTENANCE_CLEANUP = "maintenance.cleanup"
     WHATSAPP_CHECK_SESSIONS = "whatsapp.check_sessions"
+    CALLS_FINALIZE = "calls.finalize"
 
 
 async def enqueue(

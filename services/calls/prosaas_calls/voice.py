@@ -22,6 +22,7 @@ from prosaas_calls import stream_tokens
 from prosaas_calls.capacity import Refused
 from prosaas_calls.media.stream import call_capacity
 from prosaas_calls.twilio_auth import signed_form
+from prosaas_common.jobs import JobName, Queue, enqueue_after_commit
 from prosaas_common.logging import get_logger
 from prosaas_common.models import (
     TERMINAL_CALL_STATUSES,
@@ -155,6 +156,15 @@ async def call_status(request: Request, db: DbSession) -> Response:
         call.duration_s = int(duration) if duration.isdigit() else call.duration_s
         call.end_reason = call.end_reason or status.value
         await call_capacity(request.app).release(call.call_sid)
+        # After the commit: summary, lead, timeline and the call.completed webhook (worker, high queue).
+        enqueue_after_commit(
+            db,
+            resources_of(request).job_pool,
+            JobName.CALLS_FINALIZE,
+            call.call_sid,
+            queue=Queue.HIGH,
+            job_id=f"call-finalize:{call.call_sid}",
+        )
     elif STATUS_RANK[status] > STATUS_RANK.get(current, -1):
         call.status = status.value
         if status is CallStatus.IN_PROGRESS and call.answered_at is None:

@@ -8,9 +8,11 @@ arq itself adds ``ctx["redis"]`` (its own pool, for enqueueing follow-up jobs) a
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from arq.connections import ArqRedis
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -87,3 +89,14 @@ def current_try(ctx: JobContext) -> int:
 def job_queue(ctx: JobContext) -> Queue | None:
     queue = ctx.get(QUEUE_KEY)
     return queue if isinstance(queue, Queue) else None
+
+
+def job_pool(ctx: JobContext) -> Callable[[], Awaitable[ArqRedis]]:
+    """arq's own connection of this worker as a pool getter, for code that enqueues after its commit
+    (domain events, e-mail deliveries, webhook rounds)."""
+
+    async def pool() -> ArqRedis:
+        redis: ArqRedis = ctx["redis"]
+        return redis
+
+    return pool

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from prosaas_worker.jobs import (
+    calls,
     email,
     events,
     leads,
@@ -23,6 +24,7 @@ ALL_JOBS: tuple[JobSpec, ...] = (
     *webhooks.JOBS,
     *reminders.JOBS,
     *messages.JOBS,
+    *calls.JOBS,
     *maintenance.JOBS,
     *whatsapp.JOBS,
 )

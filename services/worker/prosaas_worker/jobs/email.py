@@ -28,12 +28,12 @@ from prosaas_common.dns import is_dns_error
 from prosaas_common.jobs import JobName, deliver_email_after_commit
 from prosaas_common.logging import get_logger
 from prosaas_common.models.email import EmailStatus, OutboundEmail
-from prosaas_worker.context import JobContext, current_try, get_resources
+from prosaas_worker.context import JobContext, current_try, get_resources, job_pool
 from prosaas_worker.email_transport import PermanentSmtpError, build_message, send_message, short_error
 from prosaas_worker.registry import JobSpec, job
 
 if TYPE_CHECKING:
-    from arq.connections import ArqRedis
+    pass
 
 JOB_NAME = JobName.EMAIL_DELIVER
 MAX_TRIES = 8
@@ -45,12 +45,7 @@ log = get_logger("prosaas.worker.email")
 
 def enqueue_delivery(db: AsyncSession, ctx: JobContext, email_id: int) -> None:
     """Enqueue ``email.deliver`` for an outbox row another job wrote, once ``db`` committed."""
-
-    async def pool() -> ArqRedis:
-        redis: ArqRedis = ctx["redis"]
-        return redis
-
-    deliver_email_after_commit(db, pool, email_id)
+    deliver_email_after_commit(db, job_pool(ctx), email_id)
 
 
 def retry_delay(job_try: int) -> float:

@@ -17,7 +17,6 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from arq.connections import ArqRedis
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -37,7 +36,7 @@ from prosaas_common.leads.importing import (
 from prosaas_common.leads.writer import LeadWriter, UnknownStatus
 from prosaas_common.logging import get_logger
 from prosaas_common.models import BackgroundJob, Business, JobState, LeadImport, LeadStatus
-from prosaas_worker.context import JobContext, get_resources
+from prosaas_worker.context import JobContext, get_resources, job_pool
 from prosaas_worker.registry import JobSpec, job
 
 IMPORT_JOB = JobName.LEADS_IMPORT
@@ -60,16 +59,6 @@ def import_job_id(job_id: uuid.UUID | str) -> str:
 
 def bulk_job_id(job_id: uuid.UUID | str) -> str:
     return f"leads-bulk:{job_id}"
-
-
-def job_pool(ctx: JobContext) -> Callable[[], Awaitable[ArqRedis]]:
-    """The writer's pool: arq's own connection of this worker (events' dispatch jobs go through it)."""
-
-    async def pool() -> ArqRedis:
-        redis: ArqRedis = ctx["redis"]
-        return redis
-
-    return pool
 
 
 async def locked_job(db: AsyncSession, job_id: uuid.UUID) -> BackgroundJob | None:

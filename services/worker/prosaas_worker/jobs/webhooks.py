@@ -45,14 +45,14 @@ from prosaas_common.webhooks import (
     signed_headers,
     target_urls,
 )
-from prosaas_worker.context import JobContext, current_try, get_resources
+from prosaas_worker.context import JobContext, current_try, get_resources, job_pool
 from prosaas_worker.jobs import events
 from prosaas_worker.notify import StaffNotice, notify_staff
 from prosaas_worker.registry import JobSpec, job
 from prosaas_worker.retry import dns_retry_plan
 
 if TYPE_CHECKING:
-    from arq.connections import ArqRedis
+    pass
 
 JOB_NAME = DELIVER_JOB
 REQUEST_TIMEOUT_S = 10.0
@@ -66,13 +66,9 @@ log = get_logger("prosaas.worker.webhooks")
 
 
 def enqueue_delivery(db: AsyncSession, ctx: JobContext, delivery_id: int, attempts: int) -> None:
-    async def pool() -> ArqRedis:
-        redis: ArqRedis = ctx["redis"]
-        return redis
-
     enqueue_after_commit(
         db,
-        pool,
+        job_pool(ctx),
         JOB_NAME,
         delivery_id,
         attempts,
