@@ -18,6 +18,7 @@ from prosaas_calls.providers.base import (
     AgentTranscript,
     CallerTranscript,
     ProviderClosed,
+    ResponseDone,
     SessionConfig,
     SpeechStarted,
     ToolCall,
@@ -165,3 +166,18 @@ async def test_tool_results_and_failures_go_back_to_the_provider(outcome: str) -
         assert output == {"slots": ["2026-12-01T15:00:00Z"], "asked": {"date": "2026-12-01"}}
     else:
         assert output == {"error": TOOL_UNAVAILABLE}
+
+
+async def test_after_end_call_the_session_ends_once_the_goodbye_was_heard() -> None:
+    provider = ScriptedProvider()
+    hang_up = False
+    session, twilio, _ = session_with(provider, hangup_requested=lambda: hang_up)
+    task = asyncio.create_task(session.run_provider())
+    hang_up = True  # the agent called end_call
+    provider.emit(AgentAudio("bye", ONE_SECOND[:3200]), ResponseDone("bye"))  # 400 ms goodbye
+    await until(lambda: bool(twilio.marks()))
+    assert not task.done()  # sent, not yet heard
+    await session.on_twilio(Mark(STREAM, None, "bye:400"))
+
+    assert await asyncio.wait_for(task, 5) == "agent_ended"
+    assert "clear" not in twilio.events()

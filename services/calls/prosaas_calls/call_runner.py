@@ -19,8 +19,10 @@ from fastapi import FastAPI, WebSocket
 from sqlalchemy import func, select, update
 
 from prosaas_calls.media.twilio_protocol import Start, Stop, StreamCounters
-from prosaas_calls.providers.base import SessionConfig, VoiceProvider
+from prosaas_calls.providers.base import ProviderUnavailable, SessionConfig, VoiceProvider
+from prosaas_calls.providers.openai_realtime import OpenAIRealtimeProvider
 from prosaas_calls.session import CallSession
+from prosaas_calls.settings import CallsSettings
 from prosaas_calls.tools import TOOL_SPECS, CallTools
 from prosaas_calls.turns import TurnWriter
 from prosaas_common.db import unit_of_work
@@ -39,8 +41,17 @@ def no_provider(config: SessionConfig) -> VoiceProvider | None:
     return None
 
 
+def settings_provider_factory(settings: CallsSettings) -> ProviderFactory:
+    """OpenAI Realtime when ``OPENAI_API_KEY`` is set; otherwise none (the offline stack comes later)."""
+
+    def factory(config: SessionConfig) -> VoiceProvider | None:
+        return OpenAIRealtimeProvider.from_settings(settings)
+
+    return factory
+
+
 def provider_factory(app: FastAPI) -> ProviderFactory:
-    """The app's factory (``app.state.provider_factory``; tests and later providers set it)."""
+    """The app's factory (``app.state.provider_factory``: set by ``create_app``; tests put their own)."""
     factory: ProviderFactory = getattr(app.state, "provider_factory", None) or no_provider
     return factory
 
@@ -103,6 +114,13 @@ async def run_call(
         log.warning("call.no_provider", call_sid=start.call_sid, known_call=context is not None)
         return "no_provider"
     turns = TurnWriter(resources.sessions, call_id=context.call_id, business_id=context.business_id)
+    tools = CallTools(
+        resources.sessions,
+        resources.job_pool,
+        business_id=context.business_id,
+        call_sid=start.call_sid,
+        caller=context.caller,
+    )
     turns.start()
     session = CallSession(
         call_sid=start.call_sid,
@@ -111,17 +129,19 @@ async def run_call(
         provider=provider,
         turns=turns,
         counters=counters,
-        tools=CallTools(
-            resources.sessions,
-            resources.job_pool,
-            business_id=context.business_id,
-            call_sid=start.call_sid,
-            caller=context.caller,
-        ),
+        tools=tools,
+        hangup_requested=lambda: tools.hangup_requested,
     )
-    ended_by = "provider_closed"
+    ended_by = "error"
     try:
-        await provider.start(context.config)
+        try:
+            await provider.start(context.config)
+        except ProviderUnavailable as exc:
+            log.warning(
+                "call.provider_unavailable", call_sid=start.call_sid, provider=provider.name, error=str(exc)
+            )
+            ended_by = "provider_unavailable"
+            return ended_by
         inbound = asyncio.create_task(relay_twilio(session, receive), name=f"in:{start.call_sid}")
         outbound = asyncio.create_task(session.run_provider(), name=f"out:{start.call_sid}")
         done, pending = await asyncio.wait({inbound, outbound}, return_when=asyncio.FIRST_COMPLETED)
@@ -129,8 +149,7 @@ async def run_call(
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        if inbound in done:
-            ended_by = inbound.result()
+        ended_by = inbound.result() if inbound in done else outbound.result()
     finally:
         await provider.close()
         await turns.close()

@@ -8,11 +8,14 @@ messages. Agent audio is sent as 20 ms ``media`` frames followed by a ``mark`` n
 ``played_ms`` is what the caller really heard. When the caller starts speaking over the agent
 (barge-in) the session stops sending that response at once, sends ``clear`` (Twilio drops what it has
 queued) and tells the provider to cut the response at ``played_ms``; the rest of that response, and
-the marks Twilio flushes for it, are ignored.
+the marks Twilio flushes for it, are ignored. After the agent's ``end_call`` tool, the session ends once
+the response that followed has been heard (its last mark came back), so the goodbye is never cut off.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
@@ -34,6 +37,7 @@ from prosaas_calls.providers.base import (
     AgentTranscript,
     CallerTranscript,
     ProviderClosed,
+    ResponseDone,
     SpeechStarted,
     ToolCall,
     VoiceProvider,
@@ -45,6 +49,8 @@ log = get_logger("prosaas.calls.session")
 SendText = Callable[[str], Awaitable[None]]
 ToolRunner = Callable[[str, Mapping[str, Any]], Awaitable[Mapping[str, Any]]]
 TOOL_UNAVAILABLE = "Sorry, I can't do that right now."
+# After the goodbye was sent, how much longer than its length to wait for Twilio's last mark.
+HEARD_MARGIN_S = 2.0
 
 
 class TurnSink(Protocol):
@@ -89,6 +95,7 @@ class CallSession:
         turns: TurnSink,
         counters: StreamCounters,
         tools: ToolRunner = no_tools,
+        hangup_requested: Callable[[], bool] = lambda: False,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.call_sid = call_sid
@@ -98,7 +105,10 @@ class CallSession:
         self.turns = turns
         self.counters = counters
         self.tools = tools
+        self.hangup_requested = hangup_requested
         self._clock = clock
+        self._heard = asyncio.Event()  # set while everything sent has been heard
+        self._heard.set()
         self._started = clock()
         self.playback = Playback()
         self.metrics = SessionMetrics()
@@ -122,6 +132,8 @@ class CallSession:
         if response_id != playback.response_id or response_id in playback.interrupted or not ms.isdigit():
             return  # an old response's mark, or one Twilio flushed after a clear: not heard
         playback.played_ms = max(playback.played_ms, int(ms))
+        if playback.played_ms >= playback.sent_ms:
+            self._heard.set()
 
     # provider → Twilio -------------------------------------------------------------------------------
     async def run_provider(self) -> str:
@@ -137,6 +149,9 @@ class CallSession:
                 await self.barge_in()
             elif isinstance(event, ToolCall):
                 await self._run_tool(event)
+            elif isinstance(event, ResponseDone) and self.hangup_requested():
+                await self._until_heard()
+                return "agent_ended"
             elif isinstance(event, ProviderClosed):
                 return event.reason
         return "provider_closed"
@@ -147,6 +162,7 @@ class CallSession:
             return
         if audio.response_id != playback.response_id:
             playback.response_id, playback.sent_ms, playback.played_ms = audio.response_id, 0, 0
+        self._heard.clear()
         for frame in frames(audio.mulaw):
             await self._send(media_message(self.stream_sid, frame))
             playback.sent_ms += FRAME_MS
@@ -165,10 +181,18 @@ class CallSession:
         self.metrics.barge_ins += 1
         self.metrics.barge_in_reaction_ms.append((self._clock() - began) * 1000)
         await self.provider.interrupt(response_id, playback.played_ms)
+        self._heard.set()
         log.debug(
             "call.barge_in", call_sid=self.call_sid, response_id=response_id, played_ms=playback.played_ms
         )
         playback.sent_ms = playback.played_ms
+
+    async def _until_heard(self) -> None:
+        """Wait until the caller heard everything sent (the goodbye), at most its length plus a margin."""
+        pending_ms = max(0, self.playback.sent_ms - self.playback.played_ms)
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(pending_ms / 1000 + HEARD_MARGIN_S):
+                await self._heard.wait()
 
     async def _run_tool(self, call: ToolCall) -> None:
         """Run a tool; any failure becomes a sentence the agent can say, never a dead call."""

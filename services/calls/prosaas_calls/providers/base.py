@@ -90,6 +90,11 @@ ProviderEvent: TypeAlias = (
 )
 
 
+class ProviderUnavailable(Exception):
+    """The provider's session could not be opened (refused, unreachable, timed out). Its text never
+    carries a secret."""
+
+
 class VoiceProvider(Protocol):
     name: str
 
