@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
+import httpx
 import pytest
 import uvicorn
 import websockets
@@ -25,6 +26,7 @@ from prosaas_calls.providers.base import SessionConfig
 from prosaas_calls.providers.scripted import ScriptedProvider
 from prosaas_calls.settings import CallsSettings
 from prosaas_common.models import Business, Call, CallTurn
+from prosaas_common.settings import DEV_INTERNAL_SECRET
 from tests.support import free_port, wait_until
 
 CALL_SID = "CA" + "7" * 32
@@ -63,6 +65,14 @@ async def live_server(
 async def server(make_settings: Callable[..., CallsSettings]) -> AsyncIterator[str]:
     async with live_server(make_settings()) as base:
         yield base
+
+
+async def httpx_get_metrics(ws_base: str) -> str:
+    """The service's Prometheus text (the development INTERNAL_SECRET is a metrics token in tests)."""
+    async with httpx.AsyncClient(base_url=ws_base.replace("ws://", "http://")) as http:
+        response = await http.get("/metrics", headers={"Authorization": f"Bearer {DEV_INTERNAL_SECRET}"})
+        response.raise_for_status()
+        return response.text
 
 
 def start(token: str, call_sid: str = CALL_SID) -> str:
@@ -158,6 +168,17 @@ async def test_a_call_runs_on_the_stream_until_stop_and_then_frees_its_slot(
             return await capacity.active_count() == 0
 
         await wait_until(released, timeout=10)
+
+        metrics = await httpx_get_metrics(base)
+    for line in (
+        'calls_total{ended_by="stop"} 1.0',
+        "call_first_audio_seconds_count 1.0",
+        'call_frames_total{direction="in"} 11.0',
+        'call_frames_total{direction="out"} 5.0',
+        "call_malformed_messages_total 2.0",
+        "calls_active 0.0",
+    ):
+        assert line in metrics, line
 
     [provider] = providers
     assert provider.frames_received == 11

@@ -21,6 +21,7 @@ from prosaas_calls.providers.base import (
     ResponseDone,
     SessionConfig,
     SpeechStarted,
+    SpeechStopped,
     ToolCall,
 )
 from prosaas_calls.providers.scripted import ScriptedProvider
@@ -181,3 +182,14 @@ async def test_after_end_call_the_session_ends_once_the_goodbye_was_heard() -> N
 
     assert await asyncio.wait_for(task, 5) == "agent_ended"
     assert "clear" not in twilio.events()
+
+
+async def test_first_audio_and_response_latency_are_measured() -> None:
+    ticks = iter([0.0, 0.25, 1.0, 1.4])  # started, first audio, caller stopped, next answer
+    provider = ScriptedProvider()
+    session, _, _ = session_with(provider, clock=lambda: next(ticks))
+    provider.emit(AgentAudio("r1", ONE_SECOND[:160]), SpeechStopped(), AgentAudio("r2", ONE_SECOND[:160]))
+    await run_until_closed(session, provider)
+
+    assert session.metrics.first_audio_ms == 250.0
+    assert [round(ms) for ms in session.metrics.response_latency_ms] == [400]

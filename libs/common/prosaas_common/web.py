@@ -270,6 +270,7 @@ def create_service_app(
         openapi_url=f"{docs_prefix}/openapi.json",
         redoc_url=None,
     )
+    app.state.http_metrics = metrics  # services add their own collectors to its registry
     quiet = frozenset({liveness_path, "/readyz", "/metrics", "/metrics.json"})
     app.add_middleware(RequestContextMiddleware, metrics=metrics, quiet_paths=quiet)
     app.include_router(build_ops_router(resources_of, liveness_path=liveness_path))

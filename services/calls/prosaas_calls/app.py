@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from prosaas_calls import sms_status, voice, ws_health
+from prosaas_calls.call_metrics import CallMetrics
 from prosaas_calls.call_runner import settings_provider_factory
 from prosaas_calls.media import stream
 from prosaas_calls.settings import CallsSettings
@@ -26,4 +27,5 @@ def create_app(settings: CallsSettings | None = None) -> FastAPI:
     app.include_router(voice.router)
     app.include_router(stream.router)
     app.state.provider_factory = settings_provider_factory(settings)
+    app.state.call_metrics = CallMetrics(app.state.http_metrics.registry)
     return app

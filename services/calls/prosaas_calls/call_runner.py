@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from fastapi import FastAPI, WebSocket
 from sqlalchemy import func, select, update
 
+from prosaas_calls.call_metrics import CallMetrics
 from prosaas_calls.media.twilio_protocol import Start, Stop, StreamCounters
 from prosaas_calls.providers.base import ProviderUnavailable, SessionConfig, VoiceProvider
 from prosaas_calls.providers.openai_realtime import OpenAIRealtimeProvider
@@ -26,7 +27,7 @@ from prosaas_calls.settings import CallsSettings
 from prosaas_calls.tools import TOOL_SPECS, CallTools
 from prosaas_calls.turns import TurnWriter
 from prosaas_common.db import unit_of_work
-from prosaas_common.logging import get_logger
+from prosaas_common.logging import bind_context, get_logger
 from prosaas_common.models import Business, BusinessSettings, Call
 from prosaas_common.web import ServiceResources
 
@@ -154,7 +155,31 @@ async def run_call(
         await provider.close()
         await turns.close()
         await record_end(resources, context, start, provider.name, ended_by, session, turns.saved)
+        observe(websocket.app, ended_by, session)
     return ended_by
+
+
+def observe(app: FastAPI, ended_by: str, session: CallSession) -> None:
+    """The call's figures into ``/metrics`` (once per call) and its ``call.ended`` log line's context."""
+    metrics: CallMetrics | None = getattr(app.state, "call_metrics", None)
+    if metrics is not None:
+        metrics.observe_call(
+            ended_by=ended_by,
+            first_audio_ms=session.metrics.first_audio_ms,
+            response_latency_ms=session.metrics.response_latency_ms,
+            barge_in_reaction_ms=session.metrics.barge_in_reaction_ms,
+            frames_in=session.counters.frames_in,
+            frames_out=session.counters.frames_out,
+            dropped=session.counters.malformed + session.counters.unknown_events,
+        )
+    latencies = sorted(session.metrics.response_latency_ms)
+    bind_context(
+        first_audio_ms=round(session.metrics.first_audio_ms or 0, 1),
+        turns=len(latencies),
+        response_latency_p50_ms=round(latencies[len(latencies) // 2], 1) if latencies else None,
+        barge_ins=session.metrics.barge_ins,
+        tool_calls=session.metrics.tool_calls,
+    )
 
 
 async def record_end(

@@ -39,6 +39,7 @@ from prosaas_calls.providers.base import (
     ProviderClosed,
     ResponseDone,
     SpeechStarted,
+    SpeechStopped,
     ToolCall,
     VoiceProvider,
 )
@@ -78,6 +79,8 @@ class SessionMetrics:
     barge_ins: int = 0
     barge_in_reaction_ms: list[float] = field(default_factory=list)
     tool_calls: int = 0
+    first_audio_ms: float | None = None  # since the session started
+    response_latency_ms: list[float] = field(default_factory=list)
 
 
 async def no_tools(name: str, arguments: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -109,6 +112,7 @@ class CallSession:
         self._clock = clock
         self._heard = asyncio.Event()  # set while everything sent has been heard
         self._heard.set()
+        self._speech_stopped_at: float | None = None
         self._started = clock()
         self.playback = Playback()
         self.metrics = SessionMetrics()
@@ -147,6 +151,8 @@ class CallSession:
                 self.turns.add("caller", event.text, self.offset_ms())
             elif isinstance(event, SpeechStarted):
                 await self.barge_in()
+            elif isinstance(event, SpeechStopped):
+                self._speech_stopped_at = self._clock()
             elif isinstance(event, ToolCall):
                 await self._run_tool(event)
             elif isinstance(event, ResponseDone) and self.hangup_requested():
@@ -162,6 +168,12 @@ class CallSession:
             return
         if audio.response_id != playback.response_id:
             playback.response_id, playback.sent_ms, playback.played_ms = audio.response_id, 0, 0
+            now = self._clock()
+            if self.metrics.first_audio_ms is None:
+                self.metrics.first_audio_ms = (now - self._started) * 1000
+            if self._speech_stopped_at is not None:
+                self.metrics.response_latency_ms.append((now - self._speech_stopped_at) * 1000)
+                self._speech_stopped_at = None
         self._heard.clear()
         for frame in frames(audio.mulaw):
             await self._send(media_message(self.stream_sid, frame))

@@ -18,6 +18,7 @@ from fastapi import APIRouter, FastAPI, WebSocket
 from starlette.websockets import WebSocketState
 
 from prosaas_calls import stream_tokens
+from prosaas_calls.call_metrics import CallMetrics
 from prosaas_calls.call_runner import run_call
 from prosaas_calls.capacity import DEFAULT_TTL_S, CallCapacity
 from prosaas_calls.media.twilio_protocol import (
@@ -116,6 +117,9 @@ async def twilio_media(websocket: WebSocket) -> None:
     capacity = call_capacity(websocket.app)
     refresher = asyncio.create_task(keep_slot(capacity, start.call_sid))
     log.info("call.started", call_sid=start.call_sid, stream_sid=start.stream_sid)
+    metrics: CallMetrics | None = getattr(websocket.app.state, "call_metrics", None)
+    if metrics is not None:
+        metrics.active.inc()
     ended_by = "error"
     try:
         ended_by = await run_call(websocket, start, counters, lambda: receive_event(websocket, counters))
@@ -126,4 +130,6 @@ async def twilio_media(websocket: WebSocket) -> None:
         with contextlib.suppress(asyncio.CancelledError):
             await refresher
         await capacity.release(start.call_sid)
+        if metrics is not None:
+            metrics.active.dec()
         log.info("call.ended", call_sid=start.call_sid, ended_by=ended_by, **counters.as_dict())
