@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
+import io
 import json
+import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -25,8 +28,9 @@ from prosaas_calls.capacity import Acquired, CallCapacity
 from prosaas_calls.providers.base import SessionConfig
 from prosaas_calls.providers.scripted import ScriptedProvider
 from prosaas_calls.settings import CallsSettings
+from prosaas_common.logging import clear_context, configure_logging
 from prosaas_common.models import Business, Call, CallTurn
-from prosaas_common.settings import DEV_INTERNAL_SECRET
+from prosaas_common.settings import DEV_INTERNAL_SECRET, LogFormat
 from tests.support import free_port, wait_until
 
 CALL_SID = "CA" + "7" * 32
@@ -134,6 +138,13 @@ async def a_live_call(redis: Redis, engine: AsyncEngine, ttl: float = 60.0) -> t
     capacity = CallCapacity(redis, 50, ttl=ttl)
     assert isinstance(await capacity.acquire(CALL_SID, 1, 5), Acquired)
     return capacity, await stream_tokens.issue(redis, CALL_SID)
+
+
+async def drain_until_closed(ws: Any) -> None:
+    """Read what the server still sends (the greeting) until it closes the socket."""
+    with contextlib.suppress(websockets.ConnectionClosed):
+        while True:
+            await asyncio.wait_for(ws.recv(), 10)
 
 
 async def closed_with(ws: Any) -> int | None:
@@ -250,3 +261,29 @@ async def test_no_start_within_five_seconds_closes_the_socket(server: str) -> No
     async with websockets.connect(f"{server}/ws/twilio-media") as ws:
         await ws.send(CONNECTED)
         assert await closed_with(ws) == 1008
+
+
+async def test_a_normal_call_writes_a_handful_of_info_lines(
+    make_settings: Callable[..., CallsSettings], redis: Redis, db_engine: AsyncEngine
+) -> None:
+    """The INFO budget of one call (≤ 30 lines): frames, marks and state changes stay at DEBUG."""
+    stream = io.StringIO()
+    configure_logging("calls", "INFO", LogFormat.JSON, stream=stream)
+    try:
+        _, token = await a_live_call(redis, db_engine)
+        async with live_server(make_settings()) as base, websockets.connect(f"{base}/ws/twilio-media") as ws:
+            await ws.send(CONNECTED)
+            await ws.send(start(token))
+            for n in range(250):  # 5 s of caller audio
+                await ws.send(media(n))
+            await ws.send("garbage")
+            await ws.send(STOP)
+            await drain_until_closed(ws)
+    finally:
+        clear_context()
+        configure_logging("tests", "WARNING", LogFormat.CONSOLE, stream=sys.stderr)
+    records = [json.loads(line) for line in stream.getvalue().splitlines() if line.strip()]
+    call_lines = [r for r in records if r.get("call_sid") == CALL_SID]
+    assert [r["event"] for r in call_lines] == ["call.started", "call.ended"]
+    assert {r["level"] for r in call_lines} == {"info"}
+    assert len(records) <= 30
