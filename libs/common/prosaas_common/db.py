@@ -6,7 +6,7 @@ opened the session commits (:func:`unit_of_work`); code below it only flushes.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
 from datetime import datetime
 
@@ -39,6 +39,11 @@ class TimestampMixin:
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now(), onupdate=func.now(), nullable=False
     )
+
+
+def one_of(column: str, values: Iterable[str]) -> str:
+    """The SQL of a check constraint keeping ``column`` to ``values``: ``status IN ('a', 'b')``."""
+    return f"{column} IN ({', '.join(repr(value) for value in values)})"
 
 
 def create_engine(settings: CommonSettings, application_name: str, *, url: str | None = None) -> AsyncEngine:

@@ -28,7 +28,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB, ExcludeConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from prosaas_common.db import Base, TimestampMixin
+from prosaas_common.db import Base, TimestampMixin, one_of
 
 
 class AppointmentStatus(StrEnum):
@@ -78,9 +78,7 @@ class Appointment(TimestampMixin, Base):
     __tablename__ = "appointments"
     __table_args__ = (
         CheckConstraint("ends_at > starts_at", name="ends_after_start"),
-        CheckConstraint(
-            f"status IN ({', '.join(repr(s) for s in APPOINTMENT_STATUSES)})", name="status_known"
-        ),
+        CheckConstraint(one_of("status", APPOINTMENT_STATUSES), name="status_known"),
         ExcludeConstraint(
             ("calendar_id", "="),
             (text("tstzrange(starts_at, ends_at, '[)')"), "&&"),

@@ -27,7 +27,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
-from prosaas_common.db import Base, TimestampMixin
+from prosaas_common.db import Base, TimestampMixin, one_of
 
 
 class CallDirection(StrEnum):
@@ -57,8 +57,8 @@ CALL_STATUSES = tuple(status.value for status in CallStatus)
 class Call(TimestampMixin, Base):
     __tablename__ = "calls"
     __table_args__ = (
-        CheckConstraint(f"status IN ({', '.join(repr(s) for s in CALL_STATUSES)})", name="status_known"),
-        CheckConstraint("direction IN ('inbound', 'outbound')", name="direction_known"),
+        CheckConstraint(one_of("status", CALL_STATUSES), name="status_known"),
+        CheckConstraint(one_of("direction", [d.value for d in CallDirection]), name="direction_known"),
         Index("ix_calls_business_id_started_at", "business_id", "started_at"),
         Index("ix_calls_lead_id", "lead_id"),
     )

@@ -33,7 +33,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
-from prosaas_common.db import Base, TimestampMixin
+from prosaas_common.db import Base, TimestampMixin, one_of
 
 
 class MessageChannelName(StrEnum):
@@ -64,15 +64,11 @@ MAX_TEMPLATE_LENGTH = 1600  # ten SMS segments
 MAX_FOLLOWUP_STEPS = 10
 
 
-def _in(column: str, values: tuple[str, ...]) -> str:
-    return f"{column} IN ({', '.join(repr(v) for v in values)})"
-
-
 class MessageAutomation(TimestampMixin, Base):
     __tablename__ = "message_automations"
     __table_args__ = (
-        CheckConstraint(_in("trigger", TRIGGERS), name="trigger_known"),
-        CheckConstraint(_in("channel", CHANNELS), name="channel_known"),
+        CheckConstraint(one_of("trigger", TRIGGERS), name="trigger_known"),
+        CheckConstraint(one_of("channel", CHANNELS), name="channel_known"),
         CheckConstraint("offset_minutes >= 0", name="offset_not_negative"),
     )
 
@@ -92,7 +88,7 @@ class MessageAutomation(TimestampMixin, Base):
 
 class FollowupRule(TimestampMixin, Base):
     __tablename__ = "followup_rules"
-    __table_args__ = (CheckConstraint(_in("channel", CHANNELS), name="channel_known"),)
+    __table_args__ = (CheckConstraint(one_of("channel", CHANNELS), name="channel_known"),)
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
     business_id: Mapped[int] = mapped_column(
@@ -113,8 +109,8 @@ class FollowupRule(TimestampMixin, Base):
 class OutboundMessage(TimestampMixin, Base):
     __tablename__ = "outbound_messages"
     __table_args__ = (
-        CheckConstraint(_in("status", MESSAGE_STATUSES), name="status_known"),
-        CheckConstraint(_in("channel", CHANNELS), name="channel_known"),
+        CheckConstraint(one_of("status", MESSAGE_STATUSES), name="status_known"),
+        CheckConstraint(one_of("channel", CHANNELS), name="channel_known"),
         Index("ix_outbound_messages_due", "send_at", postgresql_where=text("status = 'scheduled'")),
         Index("ix_outbound_messages_in_flight", "claimed_at", postgresql_where=text("status = 'sending'")),
         Index("ix_outbound_messages_business_id_id", "business_id", "id"),

@@ -13,7 +13,7 @@ from enum import StrEnum
 from sqlalchemy import BigInteger, CheckConstraint, DateTime, ForeignKey, Index, String, Text, func, text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from prosaas_common.db import Base, TimestampMixin
+from prosaas_common.db import Base, TimestampMixin, one_of
 
 
 class ReminderStatus(StrEnum):
@@ -34,10 +34,8 @@ REMINDER_CHANNELS = tuple(channel.value for channel in ReminderChannel)
 class Reminder(TimestampMixin, Base):
     __tablename__ = "reminders"
     __table_args__ = (
-        CheckConstraint(f"status IN ({', '.join(repr(s) for s in REMINDER_STATUSES)})", name="status_known"),
-        CheckConstraint(
-            f"channel IN ({', '.join(repr(c) for c in REMINDER_CHANNELS)})", name="channel_known"
-        ),
+        CheckConstraint(one_of("status", REMINDER_STATUSES), name="status_known"),
+        CheckConstraint(one_of("channel", REMINDER_CHANNELS), name="channel_known"),
         # What the due-reminders job scans: only pending rows, by due time.
         Index("ix_reminders_due_at_pending", "due_at", postgresql_where=text("status = 'pending'")),
         Index("ix_reminders_business_id_due_at", "business_id", "due_at"),

@@ -19,7 +19,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from prosaas_common.db import Base, TimestampMixin
+from prosaas_common.db import Base, TimestampMixin, one_of
 
 
 class UserRole(StrEnum):
@@ -35,7 +35,7 @@ ROLES = tuple(role.value for role in UserRole)
 class User(TimestampMixin, Base):
     __tablename__ = "users"
     __table_args__ = (
-        CheckConstraint(f"role IN ({', '.join(repr(r) for r in ROLES)})", name="role_known"),
+        CheckConstraint(one_of("role", ROLES), name="role_known"),
         # Platform staff belong to no business; everyone else belongs to exactly one.
         CheckConstraint("(role = 'system_admin') = (business_id IS NULL)", name="role_matches_business"),
     )
