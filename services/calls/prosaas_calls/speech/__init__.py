@@ -1,0 +1,1 @@
+"""The offline voice stack: speech synthesis (espeak-ng) and recognition (pocketsphinx)."""
