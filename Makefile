@@ -10,7 +10,7 @@ PYTEST := $(BIN)/python -m pytest
 .DEFAULT_GOAL := help
 .PHONY: help install dev seed check-services migrate migrate-down test test-common test-api test-calls \
         test-worker test-scheduler test-deploy lint typecheck format clean api-operations \
-        deploy validate ps logs up-multi-worker network
+        deploy validate ps logs up-multi-worker network call-demo
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -37,6 +37,9 @@ dev: install check-services migrate ## Run api, calls, worker and scheduler toge
 
 seed: install check-services migrate ## Demo business, users, statuses and ~200 leads for make dev
 	@set -a; [ ! -f .env ] || . ./.env; set +a; $(BIN)/python -m prosaas_api seed-demo $(SEED_ARGS)
+
+call-demo: install ## Place a simulated Twilio call against a running make dev (CALL_DEMO_ARGS="--calls 3")
+	@set -a; [ ! -f .env ] || . ./.env; set +a; $(BIN)/python -m prosaas_calls.simulate $(CALL_DEMO_ARGS)
 
 test: install ## Run every test suite
 	$(PYTEST) tests

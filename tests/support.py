@@ -16,6 +16,7 @@ from typing import Any
 
 import asyncpg
 import httpx
+import uvicorn
 from asgi_lifespan import LifespanManager
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -166,3 +167,21 @@ def wait_for_http(url: str, timeout: float = 20.0) -> None:
         except httpx.TransportError:
             time.sleep(0.1)
     raise AssertionError(f"{url} did not answer within {timeout}s")
+
+
+@asynccontextmanager
+async def serving(app: Any) -> AsyncIterator[str]:
+    """``app`` (any ASGI app) under uvicorn on a free loopback port in this event loop; yields its
+    ``http://`` base URL and stops the server afterwards."""
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        if task.done():
+            task.result()
+        await asyncio.sleep(0.01)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(task, 10)

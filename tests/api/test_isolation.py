@@ -152,6 +152,12 @@ COVERAGE: dict[str, Covered] = {
     "calls_list": Covered("list"),
     "calls_stats": Covered("list"),
     "calls_get": Covered("object"),
+    "calls_recording": Covered("object"),
+    "calls_outbound_create": Covered("own", {"lead_id": 1}),
+    "calls_outbound_runs_create": Covered("own", {"lead_ids": [1]}),
+    "calls_outbound_runs_list": Covered("list"),
+    "calls_outbound_runs_get": Covered("object"),
+    "calls_outbound_runs_stop": Covered("object"),
 }
 
 OPERATIONS = {op: (method, path, needs) for op, method, path, needs in operations(schema_app())}
@@ -323,7 +329,11 @@ async def build_world(client: httpx.AsyncClient, make_account: MakeAccount, db_e
                 business_id=a.business_id, call_id=call_id, speaker="caller", text=f"{MARK} here", offset_ms=0
             )
         )
+    run = await made(
+        await client.post("/api/calls/outbound/runs", json={"lead_ids": [lead["id"]]}, headers=a.owner)
+    )
     ids = {
+        "run_id": run["id"],
         "call_sid": call_sid,
         "automation_id": automation["id"],
         "rule_id": rule["id"],
@@ -441,6 +451,16 @@ async def test_business_b_cannot_reach_business_a(
     assert (own_call["call_sid"], own_call["summary"]) == (world.ids["call_sid"], f"{MARK} wants a visit")
     message = (await client.get(f"/api/messages/{world.ids['message_id']}", headers=a)).json()
     assert message["status"] == "scheduled"  # B's cancel did not touch it
+    run = (await client.get(f"/api/calls/outbound/runs/{world.ids['run_id']}", headers=a)).json()
+    assert run["status"] == "running"  # B's stop did not touch it
+    b_call = await client.post(
+        "/api/calls/outbound", json={"lead_id": world.ids["lead_id"]}, headers=world.b.owner
+    )
+    assert b_call.status_code == 404
+    b_run = await client.post(
+        "/api/calls/outbound/runs", json={"lead_ids": [world.ids["lead_id"]]}, headers=world.b.owner
+    )
+    assert b_run.status_code == 422  # A's lead is no lead of B's (and B has no number)
     foreign_rule = await client.post(
         "/api/followup-rules",
         json={
@@ -469,4 +489,7 @@ async def test_roles_get_403_where_the_matrix_says_so(
         method, _, needs = OPERATIONS[op]
         if method == "GET" and covered.kind == "object" and allows(UserRole(role), Permission(needs)):
             response = await call(client, op, headers, world.ids)
+            if op == "calls_recording":  # the world's call has no recording: found, but nothing to play
+                assert response.json() == {"detail": "recording not found"}, f"{role} {op}"
+                continue
             assert response.status_code == 200, f"{role} {op}: {response.status_code} {response.text}"

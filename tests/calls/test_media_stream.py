@@ -16,7 +16,6 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 import websockets
 from redis.asyncio import Redis
 from sqlalchemy import insert, select
@@ -31,7 +30,7 @@ from prosaas_calls.settings import CallsSettings
 from prosaas_common.logging import clear_context, configure_logging
 from prosaas_common.models import Business, Call, CallTurn
 from prosaas_common.settings import DEV_INTERNAL_SECRET, LogFormat
-from tests.support import free_port, wait_until
+from tests.support import serving, wait_until
 
 CALL_SID = "CA" + "7" * 32
 STREAM_SID = "MZ" + "7" * 32
@@ -43,7 +42,6 @@ async def live_server(
 ) -> AsyncIterator[str]:
     """The calls app under uvicorn on a free port, its calls voiced by scripted providers (collected in
     ``providers``: each says a 100 ms greeting); yields its ws:// base URL."""
-    port = free_port()
     app = create_app(settings)
     made = providers if providers is not None else []
 
@@ -52,17 +50,8 @@ async def live_server(
         return made[-1]
 
     app.state.provider_factory = scripted
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        if task.done():
-            task.result()
-        await asyncio.sleep(0.01)
-    try:
-        yield f"ws://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await asyncio.wait_for(task, 10)
+    async with serving(app) as base_url:
+        yield base_url.replace("http://", "ws://", 1)
 
 
 @pytest.fixture

@@ -172,5 +172,6 @@ def test_reasons_and_yes_no() -> None:
 def test_grammars_leave_out_words_the_model_cannot_say() -> None:
     grammars = build_grammars(lambda word: word != "karen")
     assert set(grammars) == {REASON, NAME, CHOICE, CLOSING}
-    assert "karen" not in grammars[NAME] and "sarah" in grammars[NAME]
+    assert "karen" not in grammars[NAME]
+    assert "sarah" in grammars[NAME]
     assert all(text.startswith("#JSGF V1.0;") for text in grammars.values())

@@ -29,6 +29,7 @@ from prosaas_calls.providers.offline.provider import OfflineProvider, decoder_po
 from prosaas_calls.speech import tts
 from prosaas_calls.speech.asr import Recognizer, SpeechBegan, Utterance
 from prosaas_calls.speech.tts import synthesize
+from tests.support import wait_until
 
 CONFIG = SessionConfig(
     call_sid="CA" + "6" * 32,
@@ -111,11 +112,10 @@ class Conversation:
         return [event.text for event in self.log if isinstance(event, AgentTranscript)]
 
     async def responses(self, count: int) -> None:
-        async def enough() -> None:
-            while sum(isinstance(event, ResponseDone) for event in self.log) < count:
-                await asyncio.sleep(0.01)
+        async def enough() -> bool:
+            return sum(isinstance(event, ResponseDone) for event in self.log) >= count
 
-        await asyncio.wait_for(enough(), 20)
+        await wait_until(enough, timeout=20, interval=0.01)
 
     async def say(self, text: str) -> None:
         audio = await caller_says(text)
@@ -171,7 +171,8 @@ async def test_a_spoken_booking_conversation(conversation: Conversation) -> None
         "Thank you for calling Bright Salon. Goodbye!",
     ]
     caller = [e.text for e in conversation.log if isinstance(e, CallerTranscript)]
-    assert caller[0] == "hello i would like to book a haircut" and len(caller) == 4
+    assert caller[0] == "hello i would like to book a haircut"
+    assert len(caller) == 4
     # Every caller turn is framed by speech started/stopped (barge-in and response latency use them).
     assert sum(isinstance(e, SpeechStarted) for e in conversation.log) == 4
     assert sum(isinstance(e, SpeechStopped) for e in conversation.log) == 4
@@ -202,4 +203,5 @@ async def test_speech_failing_mid_call_closes_the_provider(monkeypatch: pytest.M
     await provider.prompt("Are you still there?")
     events = [event async for event in provider.events()]
     await provider.close()
-    assert isinstance(events[-1], ProviderClosed) and events[-1].reason == "provider_error"
+    assert isinstance(events[-1], ProviderClosed)
+    assert events[-1].reason == "provider_error"

@@ -171,10 +171,10 @@ async def test_tool_results_and_failures_go_back_to_the_provider(outcome: str) -
 
 async def test_after_end_call_the_session_ends_once_the_goodbye_was_heard() -> None:
     provider = ScriptedProvider()
-    hang_up = False
-    session, twilio, _ = session_with(provider, hangup_requested=lambda: hang_up)
+    hang_up: str | None = None
+    session, twilio, _ = session_with(provider, requested_end=lambda: hang_up)
     task = asyncio.create_task(session.run_provider())
-    hang_up = True  # the agent called end_call
+    hang_up = "agent_ended"  # the agent called end_call
     provider.emit(AgentAudio("bye", ONE_SECOND[:3200]), ResponseDone("bye"))  # 400 ms goodbye
     await until(lambda: bool(twilio.marks()))
     assert not task.done()  # sent, not yet heard

@@ -25,6 +25,7 @@ EXPECTED_TABLES = {
     "outbound_messages",
     "calls",
     "call_turns",
+    "outbound_call_runs",
     "businesses",
     "users",
     "auth_sessions",

@@ -69,7 +69,12 @@ def test_every_compose_build_target_is_a_non_root_runtime_stage(compose_services
     for target in targets:
         chain = lineage(target, all_stages)
         assert chain[-1] == "runtime", f"{target} must build on the runtime stage"
-        users = [line for stage in chain for line in all_stages[stage] if line.startswith("USER ")]
+        # The user the image runs as: the last USER of the nearest stage (target first) that sets one.
+        users = [
+            [line for line in all_stages[stage] if line.startswith("USER ")][-1]
+            for stage in chain
+            if any(line.startswith("USER ") for line in all_stages[stage])
+        ]
         assert users, target
         assert users[0] != "USER root", target
         assert not users[0].startswith("USER 0"), target

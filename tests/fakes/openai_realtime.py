@@ -17,9 +17,17 @@ Test controls (not part of the API): :attr:`FakeRealtime.received` (every client
 keeps generating until cancelled or :meth:`~FakeRealtime.finish_responses`), and
 :meth:`~FakeRealtime.close_connections`.
 
+For load (``bench/calls_load.py``) it can also behave like a live model: ``vad`` emulates server VAD on the
+appended audio (``input_audio_buffer.speech_started`` on the first loud chunk, and with a response still
+streaming it is cancelled as ``interrupt_response`` does; after ``silence_ms`` of quiet
+``speech_stopped``, ``committed``, the caller's transcription and a new response), ``pace`` streams a
+response's deltas at that multiple of real time instead of all at once, and ``keep_received=False`` keeps
+no per-event history (a long run would otherwise hold every appended frame).
+
 Run it alone::
 
     python -m tests.fakes.openai_realtime --port 8098 --api-key test-key
+    python -m tests.fakes.openai_realtime --port 8098 --vad --pace 1 --response-ms 3000 --quiet
 """
 
 from __future__ import annotations
@@ -41,6 +49,22 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
 MULAW_BYTES_PER_MS = 8
+# µ-law byte → how loud it is (0 for the two silence codes 0xFF/0x7F, 127 for full scale).
+LOUDNESS = bytes(0x7F - (b & 0x7F) for b in range(256))
+LOUD_MEAN = 12  # mean loudness of a chunk the emulated VAD takes for speech (silence is 0, speech ~40)
+
+
+def loud(chunk: bytes) -> bool:
+    return bool(chunk) and sum(chunk.translate(LOUDNESS)) > LOUD_MEAN * len(chunk)
+
+
+@dataclass
+class VadState:
+    """Server VAD of one connection: is the caller speaking, and how long it has been quiet."""
+
+    speaking: bool = False
+    quiet_ms: float = 0.0
+    heard_ms: float = 0.0
 
 
 def quiet_logger() -> logging.Logger:
@@ -57,6 +81,11 @@ class FakeRealtime:
     deltas: int = 3
     transcript: str = "Hello, thanks for calling. How can I help?"
     hold_responses: bool = False
+    vad: bool = False
+    silence_ms: int = 500
+    pace: float = 0.0  # 0: a response's deltas all at once; else streamed at this multiple of real time
+    keep_received: bool = True
+    caller_transcript: str = "I would like to book an appointment."
     received: list[dict[str, Any]] = field(default_factory=list)
     errors_sent: list[dict[str, Any]] = field(default_factory=list)
     models: list[str] = field(default_factory=list)
@@ -69,6 +98,8 @@ class FakeRealtime:
     _open: dict[str, tuple[ServerConnection, str]] = field(default_factory=dict)  # still generating
     _session: dict[str, Any] = field(default_factory=dict)
     _connections: list[ServerConnection] = field(default_factory=list)
+    _vad_state: dict[ServerConnection, VadState] = field(default_factory=dict)
+    _streaming: dict[str, tuple[ServerConnection, asyncio.Task[None]]] = field(default_factory=dict)
     _server: Server | None = None
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
@@ -192,12 +223,18 @@ class FakeRealtime:
                 if not isinstance(event, dict):
                     await self._error(connection, "invalid_value", "An event must be an object.", None)
                     continue
-                self.received.append(event)
+                if self.keep_received:
+                    self.received.append(event)
                 await self._on_client_event(connection, event)
         except ConnectionClosed:
             pass
         finally:
             self._connections.remove(connection)
+            self._vad_state.pop(connection, None)
+            for response_id, (owner, task) in list(self._streaming.items()):
+                if owner is connection:
+                    task.cancel()
+                    del self._streaming[response_id]
 
     async def _send(self, connection: ServerConnection, event: dict[str, Any]) -> None:
         event.setdefault("event_id", self._new_id("event"))
@@ -228,13 +265,21 @@ class FakeRealtime:
             await self._send(connection, {"type": "session.updated", "session": self._session})
         elif kind == "input_audio_buffer.append":
             try:
-                self.input_audio += base64.b64decode(str(event.get("audio", "")), validate=True)
+                chunk = base64.b64decode(str(event.get("audio", "")), validate=True)
             except (binascii.Error, ValueError):
                 await self._error(connection, "invalid_value", "Invalid base64 audio.", "audio", event_id)
+                return
+            if self.keep_received:
+                self.input_audio += chunk
+            if self.vad:
+                await self._detect_speech(connection, chunk)
         elif kind == "response.create":
             await self._respond(connection)
         elif kind == "response.cancel":
             response_id = event.get("response_id") or next(reversed(self._open), None)
+            if response_id in self._streaming:
+                await self._cancel_stream(str(response_id), "client_cancelled")
+                return
             if response_id not in self._open:
                 message = "Cancellation failed: no active response found"
                 await self._error(connection, "response_cancel_not_active", message, None, event_id)
@@ -278,6 +323,10 @@ class FakeRealtime:
             },
         )
         delta = base64.b64encode(self.audio).decode()
+        if self.pace > 0:
+            task = asyncio.create_task(self._stream(connection, response_id, item_id, delta))
+            self._streaming[response_id] = (connection, task)
+            return
         for _ in range(self.deltas):
             await self._send(
                 connection,
@@ -294,6 +343,74 @@ class FakeRealtime:
             self._open[response_id] = (connection, item_id)
         else:
             await self._finish(connection, response_id, item_id)
+
+    async def _stream(self, connection: ServerConnection, response_id: str, item_id: str, delta: str) -> None:
+        """The deltas of a response at ``pace`` times real time (on an absolute schedule), then its end."""
+        loop = asyncio.get_running_loop()
+        began, delta_s = loop.time(), len(self.audio) / MULAW_BYTES_PER_MS / 1000 / self.pace
+        where = {"response_id": response_id, "item_id": item_id, "output_index": 0, "content_index": 0}
+        try:
+            for index in range(self.deltas):
+                await asyncio.sleep(max(0.0, began + index * delta_s - loop.time()))
+                await self._send(connection, {"type": "response.output_audio.delta", **where, "delta": delta})
+            del self._streaming[response_id]
+            await self._finish(connection, response_id, item_id)
+        except ConnectionClosed:
+            self._streaming.pop(response_id, None)
+
+    async def _cancel_stream(self, response_id: str, reason: str) -> None:
+        connection, task = self._streaming.pop(response_id)
+        task.cancel()
+        details = {"type": "cancelled", "reason": reason}
+        response = {"id": response_id, "status": "cancelled", "status_details": details}
+        await self._send(connection, {"type": "response.done", "response": response})
+
+    async def _detect_speech(self, connection: ServerConnection, chunk: bytes) -> None:
+        """Server VAD, roughly: speech starts on a loud chunk and stops after ``silence_ms`` of quiet."""
+        state = self._vad_state.setdefault(connection, VadState())
+        chunk_ms = len(chunk) / MULAW_BYTES_PER_MS
+        state.heard_ms += chunk_ms
+        if loud(chunk):
+            state.quiet_ms = 0.0
+            if not state.speaking:
+                state.speaking = True
+                await self._send(
+                    connection,
+                    {
+                        "type": "input_audio_buffer.speech_started",
+                        "audio_start_ms": int(state.heard_ms - chunk_ms),
+                        "item_id": self._new_id("item"),
+                    },
+                )
+                for response_id, (owner, _) in list(self._streaming.items()):
+                    if owner is connection:  # interrupt_response: the caller talks over the answer
+                        await self._cancel_stream(response_id, "turn_detected")
+            return
+        if not state.speaking:
+            return
+        state.quiet_ms += chunk_ms
+        if state.quiet_ms >= self.silence_ms:
+            state.speaking = False
+            item_id = self._new_id("item")
+            await self._send(
+                connection,
+                {
+                    "type": "input_audio_buffer.speech_stopped",
+                    "audio_end_ms": int(state.heard_ms),
+                    "item_id": item_id,
+                },
+            )
+            await self._send(connection, {"type": "input_audio_buffer.committed", "item_id": item_id})
+            await self._send(
+                connection,
+                {
+                    "type": "conversation.item.input_audio_transcription.completed",
+                    "item_id": item_id,
+                    "content_index": 0,
+                    "transcript": self.caller_transcript,
+                },
+            )
+            await self._respond(connection)
 
     async def _finish(self, connection: ServerConnection, response_id: str, item_id: str) -> None:
         where = {"response_id": response_id, "item_id": item_id, "output_index": 0, "content_index": 0}
@@ -346,8 +463,7 @@ class FakeRealtime:
             await self._send(connection, {"type": "conversation.item.truncated", **truncated})
 
 
-async def serve_forever(port: int, api_key: str) -> None:
-    fake = FakeRealtime(api_key=api_key)
+async def serve_forever(fake: FakeRealtime, port: int) -> None:
     print(await fake.start(port), flush=True)
     await asyncio.Future()
 
@@ -356,8 +472,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--api-key", default="test-openai-key")
+    parser.add_argument("--vad", action="store_true", help="emulate server VAD and answer each utterance")
+    parser.add_argument(
+        "--pace", type=float, default=0.0, help="stream responses at this multiple of real time"
+    )
+    parser.add_argument("--response-ms", type=int, default=300, help="length of a response's audio")
+    parser.add_argument("--quiet", action="store_true", help="keep no history of client events")
     args = parser.parse_args()
-    asyncio.run(serve_forever(args.port, args.api_key))
+    fake = FakeRealtime(api_key=args.api_key, vad=args.vad, pace=args.pace, keep_received=not args.quiet)
+    fake.deltas = max(1, args.response_ms // (len(fake.audio) // MULAW_BYTES_PER_MS))
+    asyncio.run(serve_forever(fake, args.port))
 
 
 if __name__ == "__main__":

@@ -3,14 +3,12 @@ sending number and a lead, and helpers that run the events and the dispatcher th
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import pytest
-import uvicorn
 from arq.connections import ArqRedis
 from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -32,7 +30,7 @@ from prosaas_worker.context import JobContext, WorkerResources
 from prosaas_worker.jobs import events, messages
 from prosaas_worker.settings import WorkerConfig
 from tests.fakes.twilio_messages import FakeState, build_app
-from tests.support import free_port
+from tests.support import serving
 
 ACCOUNT_SID = "AC" + "1" * 32
 AUTH_TOKEN = "fake-twilio-token"
@@ -51,18 +49,8 @@ class FakeTwilio:
 @pytest.fixture
 async def twilio() -> AsyncIterator[FakeTwilio]:
     state = FakeState(ACCOUNT_SID, AUTH_TOKEN)
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(build_app(state), host="127.0.0.1", port=port, log_level="warning")
-    )
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        if task.done():
-            task.result()
-        await asyncio.sleep(0.01)
-    yield FakeTwilio(state, f"http://127.0.0.1:{port}")
-    server.should_exit = True
-    await asyncio.wait_for(task, 10)
+    async with serving(build_app(state)) as base_url:
+        yield FakeTwilio(state, base_url)
 
 
 def worker_config(

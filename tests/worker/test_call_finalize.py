@@ -9,6 +9,7 @@ from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from prosaas_common.models import Appointment, Calendar, Call, CallTurn, DomainEvent, Lead, LeadActivity
+from prosaas_worker import call_summary
 from prosaas_worker.jobs import calls
 from tests.worker.messaging_support import MakeWorker, make_shop
 
@@ -16,7 +17,10 @@ CALL_SID = "CA" + "3" * 32
 CALLER = "+447700900321"
 
 
-async def a_finished_call(engine: AsyncEngine, business_id: int, calendar_id: int | None = None) -> int:
+async def a_finished_call(
+    engine: AsyncEngine, business_id: int, calendar_id: int | None = None, *, outbound: bool = False
+) -> int:
+    ours, theirs = "+14155550000", CALLER
     async with engine.begin() as conn:
         call_id = (
             await conn.execute(
@@ -24,9 +28,9 @@ async def a_finished_call(engine: AsyncEngine, business_id: int, calendar_id: in
                 .values(
                     business_id=business_id,
                     call_sid=CALL_SID,
-                    direction="inbound",
-                    from_number=CALLER,
-                    to_number="+14155550000",
+                    direction="outbound" if outbound else "inbound",
+                    from_number=ours if outbound else theirs,
+                    to_number=theirs if outbound else ours,
                     status="completed",
                     duration_s=95,
                 )
@@ -106,5 +110,17 @@ async def test_a_finished_call_gets_its_summary_lead_timeline_and_event_once(
     assert len(completed["appointment_ids"]) == 1
 
 
+async def test_an_outbound_call_is_on_the_timeline_of_the_lead_it_rang(
+    make_worker: MakeWorker, db_engine: AsyncEngine
+) -> None:
+    worker = make_worker()
+    shop = await make_shop(worker)
+    await a_finished_call(db_engine, shop.business_id, outbound=True)
+    assert await calls.finalize(worker.ctx(), CALL_SID) == "finalized"
+    async with db_engine.connect() as conn:
+        [lead] = (await conn.execute(select(Lead))).all()
+    assert lead.phone == CALLER  # the number rung, not the business's own
+
+
 def test_a_call_without_words_still_gets_a_summary() -> None:
-    assert calls.extractive_summary([], [], None) == "No conversation was recorded."
+    assert call_summary.extractive_summary([], [], None) == "No conversation was recorded."

@@ -55,6 +55,9 @@ class JobName(StrEnum):
     MAINTENANCE_CLEANUP = "maintenance.cleanup"
     WHATSAPP_CHECK_SESSIONS = "whatsapp.check_sessions"
     CALLS_FINALIZE = "calls.finalize"
+    CALLS_FETCH_RECORDING = "calls.fetch_recording"
+    CALLS_PLACE_OUTBOUND = "calls.place_outbound"
+    CALLS_RUN_OUTBOUND = "calls.run_outbound"
 
 
 async def enqueue(

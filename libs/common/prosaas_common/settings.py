@@ -74,6 +74,53 @@ class CommonSettings(BaseSettings):
     twilio_account_sid: str | None = None
     twilio_auth_token: SecretStr | None = None
     twilio_api_base_url: str = DEFAULT_TWILIO_API_BASE_URL
+    # Call recordings (prosaas_common.storage): the worker stores them, the api serves them. "local" keeps
+    # files under RECORDINGS_DIR (relative to the working directory unless absolute; the api and the
+    # worker must see the same directory), "s3" puts them in S3_BUCKET of an S3-compatible store.
+    # Credentials left unset use botocore's usual chain (environment, instance role).
+    recordings_storage: Literal["local", "s3"] = "local"
+    recordings_dir: str = "var/recordings"
+    s3_endpoint_url: str | None = None
+    s3_bucket: str | None = None
+    s3_access_key_id: str | None = None
+    s3_secret_access_key: SecretStr | None = None
+    s3_region: str = "us-east-1"
+    # After storing a recording, delete it at Twilio (it stops costing storage there).
+    recordings_delete_from_twilio: bool = False
+
+    @field_validator(
+        "s3_endpoint_url", "s3_bucket", "s3_access_key_id", "s3_secret_access_key", mode="before"
+    )
+    @classmethod
+    def _empty_s3_is_unset(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("recordings_storage", mode="before")
+    @classmethod
+    def _lower_storage(cls, value: Any) -> Any:
+        return value.strip().lower() if isinstance(value, str) else value
+
+    @field_validator("s3_endpoint_url")
+    @classmethod
+    def _s3_endpoint(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("https://", "http://")):
+            raise ValueError("must be an http:// or https:// URL")
+        return value.strip().rstrip("/") if value else None
+
+    @field_validator("recordings_dir")
+    @classmethod
+    def _recordings_dir(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must name a directory")
+        return value.strip()
+
+    @model_validator(mode="after")
+    def _s3_needs_bucket(self) -> CommonSettings:
+        if self.recordings_storage == "s3" and not self.s3_bucket:
+            raise ValueError("S3_BUCKET: must be set when RECORDINGS_STORAGE=s3")
+        if (self.s3_access_key_id is None) != (self.s3_secret_access_key is None):
+            raise ValueError("S3_ACCESS_KEY_ID and S3_SECRET_ACCESS_KEY: set both or neither")
+        return self
 
     @field_validator(
         "database_url_direct",

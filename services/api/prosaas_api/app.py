@@ -10,6 +10,7 @@ from prosaas_api.appointments import router as appointments_router
 from prosaas_api.auth import router as auth_router
 from prosaas_api.business import router as business_router
 from prosaas_api.business import settings_router as business_settings_router
+from prosaas_api.calls import outbound as outbound_calls
 from prosaas_api.calls import router as calls_router
 from prosaas_api.input_guards import install_input_guards
 from prosaas_api.intake import public as intake_public
@@ -62,5 +63,6 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     app.include_router(message_followups.router)
     app.include_router(message_templates.router)
     app.include_router(lead_messages.router)
+    app.include_router(outbound_calls.router)  # before /api/calls/{call_sid}
     app.include_router(calls_router.router)
     return app

@@ -4,8 +4,13 @@
 the call and its business, asks the app's provider factory for a voice provider (none available → the
 stream is closed and the call marked ``no_provider``), then runs the two directions as two tasks —
 Twilio → provider (this socket's messages) and provider → Twilio (:meth:`CallSession.run_provider`) —
-until either ends (``stop``, the socket closing, or the provider closing). Afterwards the call row gets
-its stream sid, provider, how it ended and the stream's figures.
+and the watchdog (:mod:`prosaas_calls.watchdog`: silence prompts, maximum length) until one ends
+(``stop``, the socket closing, the provider closing, the agent ending or transferring the call).
+Afterwards the call row gets its stream sid, provider, how it ended and the stream's figures.
+
+The provider is the business's choice (``ai_provider``): ``openai`` and ``auto`` use OpenAI Realtime
+when ``OPENAI_API_KEY`` is set, ``offline`` — and ``auto`` without a key — the offline stack
+(pocketsphinx + espeak-ng), so a deployment without keys still answers its calls.
 """
 
 from __future__ import annotations
@@ -17,18 +22,23 @@ from dataclasses import dataclass
 
 from fastapi import FastAPI, WebSocket
 from sqlalchemy import func, select, update
+from twilio.twiml.voice_response import VoiceResponse
 
 from prosaas_calls.call_metrics import CallMetrics
 from prosaas_calls.media.twilio_protocol import Start, Stop, StreamCounters
 from prosaas_calls.providers.base import ProviderUnavailable, SessionConfig, VoiceProvider
+from prosaas_calls.providers.offline.provider import OfflineProvider, decoder_pool
 from prosaas_calls.providers.openai_realtime import OpenAIRealtimeProvider
+from prosaas_calls.recording import start_recording_soon
 from prosaas_calls.session import CallSession
 from prosaas_calls.settings import CallsSettings
 from prosaas_calls.tools import TOOL_SPECS, CallTools
 from prosaas_calls.turns import TurnWriter
+from prosaas_calls.twilio_rest import TwilioError, TwilioVoice
+from prosaas_calls.watchdog import CallLimits, watch
 from prosaas_common.db import unit_of_work
 from prosaas_common.logging import bind_context, get_logger
-from prosaas_common.models import Business, BusinessSettings, Call
+from prosaas_common.models import Business, BusinessSettings, Call, CallDirection
 from prosaas_common.web import ServiceResources
 
 log = get_logger("prosaas.calls.runner")
@@ -43,10 +53,21 @@ def no_provider(config: SessionConfig) -> VoiceProvider | None:
 
 
 def settings_provider_factory(settings: CallsSettings) -> ProviderFactory:
-    """OpenAI Realtime when ``OPENAI_API_KEY`` is set; otherwise none (the offline stack comes later)."""
+    """The business's provider: OpenAI Realtime when chosen (or ``auto``) and a key is set, else offline;
+    none when neither can run here (no key and no espeak-ng)."""
+    if settings.openai_api_key is None and OfflineProvider.available():
+        decoder_pool().warm()  # offline is every call's provider: load the model now, not on the first call
 
     def factory(config: SessionConfig) -> VoiceProvider | None:
-        return OpenAIRealtimeProvider.from_settings(settings)
+        if config.ai_provider != "offline":
+            openai = OpenAIRealtimeProvider.from_settings(settings)
+            if openai is not None:
+                return openai
+            if config.ai_provider == "openai":
+                log.warning(
+                    "call.provider_fallback", call_sid=config.call_sid, wanted="openai", reason="no key"
+                )
+        return OfflineProvider() if OfflineProvider.available() else None
 
     return factory
 
@@ -63,6 +84,7 @@ class CallContext:
     business_id: int
     caller: str
     config: SessionConfig
+    limits: CallLimits
 
 
 async def load_call(resources: ServiceResources, start: Start) -> CallContext | None:
@@ -88,8 +110,20 @@ async def load_call(resources: ServiceResources, start: Start) -> CallContext | 
         voice=settings.ai_voice if settings else "alloy",
         language=settings.ai_language if settings else business.locale,
         tools=TOOL_SPECS,
+        ai_provider=settings.ai_provider if settings else "auto",
     )
-    return CallContext(call.id, business.id, call.from_number, config)
+    limits = (
+        CallLimits(
+            silence_timeout_s=settings.silence_timeout_s,
+            silence_prompts=settings.silence_prompts_before_hangup,
+            max_call_length_s=settings.max_call_length_s,
+        )
+        if settings
+        else CallLimits()
+    )
+    # The other party: who called in, or the lead an outbound call rang.
+    other_party = call.to_number if call.direction == CallDirection.OUTBOUND else call.from_number
+    return CallContext(call.id, business.id, other_party, config, limits)
 
 
 async def relay_twilio(session: CallSession, receive: Receive) -> str:
@@ -114,6 +148,7 @@ async def run_call(
     if context is None or provider is None:
         log.warning("call.no_provider", call_sid=start.call_sid, known_call=context is not None)
         return "no_provider"
+    start_recording_soon(websocket.app, start.call_sid, context.business_id)  # a task: never delays audio
     turns = TurnWriter(resources.sessions, call_id=context.call_id, business_id=context.business_id)
     tools = CallTools(
         resources.sessions,
@@ -131,7 +166,10 @@ async def run_call(
         turns=turns,
         counters=counters,
         tools=tools,
-        hangup_requested=lambda: tools.hangup_requested,
+        requested_end=tools.requested_end,
+        before_end=lambda reason: transfer_if_asked(
+            getattr(websocket.app.state, "twilio_voice", None), tools, provider, reason
+        ),
     )
     ended_by = "error"
     try:
@@ -143,20 +181,48 @@ async def run_call(
             )
             ended_by = "provider_unavailable"
             return ended_by
-        inbound = asyncio.create_task(relay_twilio(session, receive), name=f"in:{start.call_sid}")
-        outbound = asyncio.create_task(session.run_provider(), name=f"out:{start.call_sid}")
-        done, pending = await asyncio.wait({inbound, outbound}, return_when=asyncio.FIRST_COMPLETED)
+        tasks = {
+            asyncio.create_task(relay_twilio(session, receive), name=f"in:{start.call_sid}"),
+            asyncio.create_task(session.run_provider(), name=f"out:{start.call_sid}"),
+            asyncio.create_task(watch(session, provider, context.limits), name=f"watch:{start.call_sid}"),
+        }
+        done, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
         for task in pending:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        ended_by = inbound.result() if inbound in done else outbound.result()
+        ended_by = done.pop().result()
     finally:
         await provider.close()
         await turns.close()
         await record_end(resources, context, start, provider.name, ended_by, session, turns.saved)
         observe(websocket.app, ended_by, session)
     return ended_by
+
+
+TRANSFER_FAILED = "I'm sorry, I couldn't transfer you right now. I can take a message for the team instead."
+
+
+async def transfer_if_asked(
+    client: TwilioVoice | None, tools: CallTools, provider: VoiceProvider, reason: str
+) -> bool:
+    """Before a ``transferred`` end: redirect the live call to the business's number with ``<Dial>``.
+    False (the call goes on, the agent apologises) when Twilio cannot do it."""
+    if reason != "transferred" or tools.transfer_to is None:
+        return True
+    number, tools.transfer_to = tools.transfer_to, None
+    dial = VoiceResponse()
+    dial.dial(number)
+    try:
+        if client is None:
+            raise TwilioError(None, None, "Twilio is not configured")
+        await client.update_call(tools.call_sid, str(dial))
+    except TwilioError as exc:
+        log.warning("call.transfer_failed", call_sid=tools.call_sid, error=str(exc))
+        await provider.prompt(TRANSFER_FAILED)
+        return False
+    log.info("call.transferred", call_sid=tools.call_sid)
+    return True
 
 
 def observe(app: FastAPI, ended_by: str, session: CallSession) -> None:
@@ -204,7 +270,7 @@ async def record_end(
             .values(
                 stream_sid=start.stream_sid,
                 provider=provider,
-                usage=usage,
+                usage=Call.usage.op("||")(usage),  # calls.finalize may have written its part already
                 end_reason=func.coalesce(Call.end_reason, ended_by),
             )
         )

@@ -8,8 +8,14 @@ messages. Agent audio is sent as 20 ms ``media`` frames followed by a ``mark`` n
 ``played_ms`` is what the caller really heard. When the caller starts speaking over the agent
 (barge-in) the session stops sending that response at once, sends ``clear`` (Twilio drops what it has
 queued) and tells the provider to cut the response at ``played_ms``; the rest of that response, and
-the marks Twilio flushes for it, are ignored. After the agent's ``end_call`` tool, the session ends once
-the response that followed has been heard (its last mark came back), so the goodbye is never cut off.
+the marks Twilio flushes for it, are ignored.
+
+A call ends from this side in one way: something asks for an end (the agent's ``end_call`` or
+``transfer_call`` tool, or the watchdog's silence and time-limit goodbyes through
+:meth:`CallSession.end_after_response`), the agent says its last words, and once that response has been
+heard (its last mark came back) the session runs the ``before_end`` hook (the transfer) and returns the
+reason — so a goodbye is never cut off. :attr:`CallSession.quiet_since` tells the watchdog since when
+neither side has said anything.
 """
 
 from __future__ import annotations
@@ -98,7 +104,8 @@ class CallSession:
         turns: TurnSink,
         counters: StreamCounters,
         tools: ToolRunner = no_tools,
-        hangup_requested: Callable[[], bool] = lambda: False,
+        requested_end: Callable[[], str | None] = lambda: None,
+        before_end: Callable[[str], Awaitable[bool]] | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.call_sid = call_sid
@@ -108,17 +115,42 @@ class CallSession:
         self.turns = turns
         self.counters = counters
         self.tools = tools
-        self.hangup_requested = hangup_requested
+        self.requested_end = requested_end
+        self.before_end = before_end
         self._clock = clock
+        self._end_after: tuple[str, str | None] | None = None  # (reason, the response not to end on)
         self._heard = asyncio.Event()  # set while everything sent has been heard
         self._heard.set()
         self._speech_stopped_at: float | None = None
         self._started = clock()
+        self.quiet_since = self._started  # the caller and the agent silent since then
+        self.caller_active_at: float | None = None  # the caller's last speech or key press
         self.playback = Playback()
         self.metrics = SessionMetrics()
 
     def offset_ms(self) -> int:
         return int((self._clock() - self._started) * 1000)
+
+    @property
+    def agent_speaking(self) -> bool:
+        return not self._heard.is_set()
+
+    def end_after_response(self, reason: str) -> None:
+        """End the call once the agent's next response (not the one playing now) has been heard."""
+        if self._end_after is None:
+            self._end_after = (reason, self.playback.response_id if self.agent_speaking else None)
+
+    def _ending(self, response_id: str) -> str | None:
+        if (reason := self.requested_end()) is not None:
+            return reason
+        if self._end_after is not None and self._end_after[1] != response_id:
+            return self._end_after[0]
+        return None
+
+    def _activity(self, *, caller: bool = False) -> None:
+        self.quiet_since = self._clock()
+        if caller:
+            self.caller_active_at = self.quiet_since
 
     # Twilio → provider -------------------------------------------------------------------------------
     async def on_twilio(self, event: object) -> None:
@@ -128,6 +160,7 @@ class CallSession:
         elif isinstance(event, Mark):
             self._on_mark(event.name)
         elif isinstance(event, Dtmf):
+            self._activity(caller=True)
             await self.provider.send_dtmf(event.digit)
 
     def _on_mark(self, name: str) -> None:
@@ -138,6 +171,7 @@ class CallSession:
         playback.played_ms = max(playback.played_ms, int(ms))
         if playback.played_ms >= playback.sent_ms:
             self._heard.set()
+            self._activity()
 
     # provider → Twilio -------------------------------------------------------------------------------
     async def run_provider(self) -> str:
@@ -150,14 +184,17 @@ class CallSession:
             elif isinstance(event, CallerTranscript):
                 self.turns.add("caller", event.text, self.offset_ms())
             elif isinstance(event, SpeechStarted):
+                self._activity(caller=True)
                 await self.barge_in()
             elif isinstance(event, SpeechStopped):
-                self._speech_stopped_at = self._clock()
+                self._activity(caller=True)
+                self._speech_stopped_at = self.quiet_since
             elif isinstance(event, ToolCall):
                 await self._run_tool(event)
-            elif isinstance(event, ResponseDone) and self.hangup_requested():
+            elif isinstance(event, ResponseDone) and (reason := self._ending(event.response_id)):
                 await self._until_heard()
-                return "agent_ended"
+                if self.before_end is None or await self.before_end(reason):
+                    return reason
             elif isinstance(event, ProviderClosed):
                 return event.reason
         return "provider_closed"

@@ -3,8 +3,10 @@
 ``check_availability`` reads the business's default calendar through the availability engine,
 ``book_appointment`` books through ``scheduling.booking`` (the exclusion constraint decides races; the
 appointment lands on the lead's timeline and its events plan the automations), ``save_lead_info``
-writes the caller's lead through ``LeadWriter`` (one lead per phone), ``end_call`` asks the session to
-hang up once the goodbye was heard. Every failure becomes a short sentence the agent can say — a tool
+writes the caller's lead through ``LeadWriter`` (one lead per phone), ``transfer_call`` asks the session
+to hand the call to the business's human number once the agent's "transferring you" was heard (the
+call runner redirects it with ``<Dial>``), ``end_call`` asks the session to hang up once the goodbye was
+heard. Every failure becomes a short sentence the agent can say — a tool
 never ends the call.
 """
 
@@ -65,8 +67,14 @@ TOOL_SPECS: tuple[ToolSpec, ...] = (
             },
         },
     ),
+    ToolSpec(
+        "transfer_call",
+        "Transfer the caller to a person at the business. Tell the caller you are transferring them.",
+        {"type": "object", "properties": {"reason": {"type": "string"}}},
+    ),
     ToolSpec("end_call", "End the call after saying goodbye.", {"type": "object", "properties": {}}),
 )
+NO_TRANSFER = "I'm sorry, I can't transfer calls right now, but I can take a message for the team."
 
 
 class CallTools:
@@ -89,13 +97,21 @@ class CallTools:
         self.caller = caller if caller and caller.startswith("+") else None
         self._clock = clock
         self.hangup_requested = False
+        self.transfer_to: str | None = None
         self.booked_appointment_id: int | None = None
+
+    def requested_end(self) -> str | None:
+        """How the agent asked the call to end, if it did (see :class:`prosaas_calls.session.CallSession`)."""
+        if self.transfer_to is not None:
+            return "transferred"
+        return "agent_ended" if self.hangup_requested else None
 
     async def __call__(self, name: str, arguments: Mapping[str, Any]) -> Mapping[str, Any]:
         handlers = {
             "check_availability": self.check_availability,
             "book_appointment": self.book_appointment,
             "save_lead_info": self.save_lead_info,
+            "transfer_call": self.transfer_call,
             "end_call": self.end_call,
         }
         handler = handlers.get(name)
@@ -215,6 +231,22 @@ class CallTools:
             lead = await self._lead(db, arguments)
             lead_id = lead.id if lead else None
         return {"saved": True, "lead_id": lead_id}
+
+    async def transfer_call(self, arguments: Mapping[str, Any]) -> Mapping[str, Any]:
+        async with self._sessions() as db:
+            number = await db.scalar(
+                select(BusinessSettings.transfer_number).where(
+                    BusinessSettings.business_id == self.business_id
+                )
+            )
+        if not number:
+            return {"error": NO_TRANSFER}
+        self.transfer_to = number
+        log.debug("call.transfer_requested", call_sid=self.call_sid)
+        return {
+            "ok": True,
+            "message": "Tell the caller you are transferring them now; the call moves after that.",
+        }
 
     async def end_call(self, arguments: Mapping[str, Any]) -> Mapping[str, Any]:
         self.hangup_requested = True

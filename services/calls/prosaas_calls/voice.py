@@ -34,6 +34,7 @@ from prosaas_common.models import (
     CallStatus,
     Lead,
 )
+from prosaas_common.outbound_slots import OutboundSlots
 from prosaas_common.web import DbSession, resources_of
 
 router = APIRouter(tags=["twilio"])
@@ -156,6 +157,8 @@ async def call_status(request: Request, db: DbSession) -> Response:
         call.duration_s = int(duration) if duration.isdigit() else call.duration_s
         call.end_reason = call.end_reason or status.value
         await call_capacity(request.app).release(call.call_sid)
+        if call.direction == CallDirection.OUTBOUND.value:  # the business's outbound semaphore
+            await OutboundSlots(resources_of(request).redis).release(call.business_id, call.id)
         # After the commit: summary, lead, timeline and the call.completed webhook (worker, high queue).
         enqueue_after_commit(
             db,

@@ -8,7 +8,7 @@ from email.utils import parseaddr
 from typing import Annotated, Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import NoDecode
 
 from prosaas_common.jobs import Queue
@@ -20,6 +20,7 @@ SERVICE = "prosaas-worker"
 MAX_HEALTH_INTERVAL_S = 30
 DEFAULT_SMTP_URL = "smtp://127.0.0.1:1025"
 DEFAULT_SMTP_FROM = "ProSaaS <no-reply@localhost>"
+DEFAULT_OPENAI_API_BASE_URL = "https://api.openai.com/v1"
 _TRUE = ("1", "true", "yes", "on")
 _FALSE = ("0", "false", "no", "off")
 
@@ -104,6 +105,27 @@ class WorkerConfig(CommonSettings):
     # The WhatsApp gateway (http(s) base URL); unset until the WhatsApp channel is set up, and then
     # whatsapp.check_sessions does nothing.
     whatsapp_gateway_url: str | None = None
+    # Call summaries (calls.finalize) through OpenAI's Chat Completions API; unset key: an extractive
+    # summary, no request. The base URL takes any server speaking the same protocol (tests: a local one).
+    openai_api_key: SecretStr | None = None
+    openai_api_base_url: str = DEFAULT_OPENAI_API_BASE_URL
+    openai_summary_model: Annotated[str, Field(min_length=1, max_length=100)] = "gpt-4o-mini"
+    openai_summary_timeout: Annotated[float, Field(gt=0, le=120)] = 20.0
+
+    @field_validator("openai_api_key", mode="before")
+    @classmethod
+    def _empty_key_is_unset(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("openai_api_base_url")
+    @classmethod
+    def _openai_base_url(cls, value: str) -> str:
+        parts = urlsplit(value.strip())
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(
+                "must be an http:// or https:// URL naming a host, e.g. https://api.openai.com/v1"
+            )
+        return value.strip().rstrip("/")
 
     @field_validator("whatsapp_gateway_url")
     @classmethod

@@ -36,6 +36,12 @@ from prosaas_common.models.messaging import (
     MessageStatus,
     OutboundMessage,
 )
+from prosaas_common.models.outbound_call import (
+    FINISHED_RUN_STATUSES,
+    RUN_STATUSES,
+    OutboundCallRun,
+    RunStatus,
+)
 from prosaas_common.models.phone import BusinessPhoneNumber
 from prosaas_common.models.reminder import Notification, Reminder, ReminderChannel, ReminderStatus
 from prosaas_common.models.user import ROLES, User, UserRole
@@ -46,8 +52,10 @@ __all__ = [
     "CALL_STATUSES",
     "DEFAULT_LEAD_STATUSES",
     "DEFAULT_WEEKLY_HOURS",
+    "FINISHED_RUN_STATUSES",
     "MAX_INTAKE_ENDPOINTS",
     "ROLES",
+    "RUN_STATUSES",
     "TERMINAL_CALL_STATUSES",
     "WEEKDAYS",
     "Appointment",
@@ -82,6 +90,7 @@ __all__ = [
     "MessageChannelName",
     "MessageStatus",
     "Notification",
+    "OutboundCallRun",
     "OutboundEmail",
     "OutboundMessage",
     "PasswordResetToken",
@@ -89,6 +98,7 @@ __all__ = [
     "Reminder",
     "ReminderChannel",
     "ReminderStatus",
+    "RunStatus",
     "User",
     "UserRole",
     "WebhookDelivery",

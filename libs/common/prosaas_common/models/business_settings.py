@@ -6,7 +6,7 @@ webhook) but never read back through the API: it is shown once, when rotated.
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Boolean, ForeignKey, Integer, String, Text, false, true
+from sqlalchemy import BigInteger, Boolean, CheckConstraint, ForeignKey, Integer, String, Text, false, true
 from sqlalchemy.orm import Mapped, mapped_column
 
 from prosaas_common.db import Base, TimestampMixin
@@ -14,6 +14,9 @@ from prosaas_common.db import Base, TimestampMixin
 
 class BusinessSettings(TimestampMixin, Base):
     __tablename__ = "business_settings"
+    __table_args__ = (
+        CheckConstraint("max_outbound_calls BETWEEN 1 AND 50", name="max_outbound_calls_range"),
+    )
 
     business_id: Mapped[int] = mapped_column(
         BigInteger, ForeignKey("businesses.id", ondelete="CASCADE"), primary_key=True
@@ -29,6 +32,8 @@ class BusinessSettings(TimestampMixin, Base):
     silence_prompts_before_hangup: Mapped[int] = mapped_column(Integer, nullable=False, server_default="2")
     max_call_length_s: Mapped[int] = mapped_column(Integer, nullable=False, server_default="600")
     max_concurrent_calls: Mapped[int] = mapped_column(Integer, nullable=False, server_default="5")
+    # Outbound calls of the business live at once (bulk runs and single calls wait for a free one).
+    max_outbound_calls: Mapped[int] = mapped_column(Integer, nullable=False, server_default="3")
     recording_enabled: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default=false())
     transfer_number: Mapped[str | None] = mapped_column(String(16), nullable=True)  # E.164
     # Booking policy (used by appointments)

@@ -61,6 +61,7 @@ class Call(TimestampMixin, Base):
         CheckConstraint(one_of("direction", [d.value for d in CallDirection]), name="direction_known"),
         Index("ix_calls_business_id_started_at", "business_id", "started_at"),
         Index("ix_calls_lead_id", "lead_id"),
+        Index("ix_calls_run_id", "run_id"),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
@@ -88,6 +89,14 @@ class Call(TimestampMixin, Base):
     recording_sid: Mapped[str | None] = mapped_column(String(64), nullable=True)
     recording_path: Mapped[str | None] = mapped_column(String(500), nullable=True)
     summary: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # Outbound calls: the bulk run that made it, the request's dedup key (``manual:{business}:{key}`` or
+    # ``run:{run}:lead:{lead}``) and when the worker asked Twilio to place it (set with a placeholder
+    # ``call_sid`` = the answer was lost: the worker looks the call up before placing it again).
+    run_id: Mapped[int | None] = mapped_column(
+        BigInteger, ForeignKey("outbound_call_runs.id", ondelete="SET NULL"), nullable=True
+    )
+    dedup_key: Mapped[str | None] = mapped_column(String(200), unique=True, nullable=True)
+    dialed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
 
 class CallTurn(Base):

@@ -104,6 +104,7 @@ class SettingsFields(BaseModel):
     silence_prompts_before_hangup: int
     max_call_length_s: int
     max_concurrent_calls: int
+    max_outbound_calls: int = Field(description="outbound calls of the business live at once (1-50)")
     recording_enabled: bool
     transfer_number: str | None = Field(description="E.164; calls are transferred here on request")
     # Booking policy
@@ -146,6 +147,7 @@ NOT_NULLABLE = (
     "silence_prompts_before_hangup",
     "max_call_length_s",
     "max_concurrent_calls",
+    "max_outbound_calls",
     "recording_enabled",
     "booking_enabled",
     "appointment_duration_min",
@@ -175,6 +177,7 @@ class SettingsUpdate(BaseModel):
     silence_prompts_before_hangup: Annotated[int, Field(ge=1, le=5)] | None = None
     max_call_length_s: Annotated[int, Field(ge=60, le=3600)] | None = None
     max_concurrent_calls: Annotated[int, Field(ge=1, le=50)] | None = None
+    max_outbound_calls: Annotated[int, Field(ge=1, le=50)] | None = None
     recording_enabled: bool | None = None
     transfer_number: Annotated[Text, StringConstraints(max_length=40)] | None = Field(
         None, description="any notation; national numbers are read in the business's default_region"

@@ -10,12 +10,14 @@ import json
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Query
+from fastapi import APIRouter, Depends, Header, Path, Query, Request
+from fastapi.responses import StreamingResponse
 from sqlalchemy import ColumnElement, func, or_, tuple_
 
 from prosaas_api.appointments.router import AppointmentRepository
 from prosaas_api.auth.permissions import Permission
 from prosaas_api.auth.principal import Principal, require
+from prosaas_api.calls.recording import MEDIA_TYPE, recording_response
 from prosaas_api.calls.schemas import (
     CALL_SID_PATTERN,
     BookedAppointment,
@@ -34,7 +36,8 @@ from prosaas_api.ids import MAX_ROW_ID, QueryId
 from prosaas_api.tenancy import TenantRepository, not_found
 from prosaas_common.models import Appointment, Call, CallTurn
 from prosaas_common.models.call import CALL_STATUSES
-from prosaas_common.web import DbSession
+from prosaas_common.storage import open_store
+from prosaas_common.web import DbSession, resources_of
 
 router = APIRouter(prefix="/api/calls", tags=["calls"])
 Reader = Annotated[Principal, Depends(require(Permission.LEADS_READ))]
@@ -209,3 +212,29 @@ async def get_call(call_sid: CallSid, principal: Reader, db: DbSession) -> CallD
             "appointments": [BookedAppointment.model_validate(a, from_attributes=True) for a in appointments],
         }
     )
+
+
+@router.get(
+    "/{call_sid}/recording",
+    operation_id="calls_recording",
+    response_class=StreamingResponse,
+    responses={
+        200: {"content": {MEDIA_TYPE: {}}, "description": "the whole recording (WAV, one channel per leg)"},
+        206: {"content": {MEDIA_TYPE: {}}, "description": "the byte range asked for with Range"},
+        404: {"description": "no such call, or no recording of it (yet)"},
+        416: {"description": "a malformed Range, or one past the end of the file"},
+    },
+)
+async def call_recording(
+    call_sid: CallSid,
+    principal: Reader,
+    db: DbSession,
+    request: Request,
+    range_header: Annotated[str | None, Header(alias="range", include_in_schema=False)] = None,
+) -> StreamingResponse:
+    """The call's recording, streamed; seekable with ``Range: bytes=…`` (206 + ``Content-Range``)."""
+    call = await CallRepository(db, principal).by_sid(call_sid)
+    if call.recording_path is None:
+        raise not_found("recording")
+    store = open_store(resources_of(request).settings)
+    return await recording_response(store, call.recording_path, call.call_sid, range_header)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
-from fastapi import APIRouter, FastAPI, WebSocket
+from fastapi import APIRouter, FastAPI, WebSocket, WebSocketDisconnect
 from starlette.websockets import WebSocketState
 
 from prosaas_calls import stream_tokens
@@ -87,7 +87,8 @@ async def await_start(websocket: WebSocket, counters: StreamCounters) -> Start |
 
 async def close(websocket: WebSocket, reason: str, code: int = POLICY_VIOLATION) -> None:
     if websocket.client_state is WebSocketState.CONNECTED:
-        with contextlib.suppress(RuntimeError):
+        # Twilio may close its side right after ``stop``: a close that finds the socket gone is normal.
+        with contextlib.suppress(RuntimeError, WebSocketDisconnect):
             await websocket.close(code=code, reason=reason)
 
 

@@ -32,6 +32,7 @@ class SessionConfig:
     voice: str = "alloy"
     language: str = "en"
     tools: tuple[ToolSpec, ...] = ()
+    ai_provider: str = "auto"  # the business's choice: auto, openai or offline
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +113,11 @@ class VoiceProvider(Protocol):
 
     async def interrupt(self, response_id: str, played_ms: int) -> None:
         """Barge-in: stop ``response_id`` and forget what the caller did not hear (after ``played_ms``)."""
+        ...
+
+    async def prompt(self, text: str) -> None:
+        """Say ``text`` (or words to that effect) now as a new response: the session's silence prompts
+        and time-limit goodbye."""
         ...
 
     def events(self) -> AsyncIterator[ProviderEvent]: ...

@@ -280,6 +280,17 @@ class OpenAIRealtimeProvider:
                 )
             start += item.ms
 
+    async def prompt(self, text: str) -> None:
+        """A response now, out of turn, with instructions to say ``text``."""
+        await self._send(
+            {
+                "type": "response.create",
+                "response": {
+                    "instructions": f"Say this to the caller now, briefly, in your own voice: {text}"
+                },
+            }
+        )
+
     async def events(self) -> AsyncIterator[ProviderEvent]:
         while True:
             event = await self._events.get()

@@ -31,6 +31,8 @@ class ScriptedProvider:
         self.frames_received = 0
         self.dtmf: list[str] = []
         self.interrupts: list[tuple[str, int]] = []
+        self.prompts: list[str] = []
+        self.prompt_audio = b""  # when set, a prompt is answered as a response with this audio
         self.tool_results: list[tuple[str, Mapping[str, Any]]] = []
         self.closed = False
         self._events: asyncio.Queue[ProviderEvent | None] = asyncio.Queue()
@@ -60,6 +62,16 @@ class ScriptedProvider:
 
     async def interrupt(self, response_id: str, played_ms: int) -> None:
         self.interrupts.append((response_id, played_ms))
+
+    async def prompt(self, text: str) -> None:
+        self.prompts.append(text)
+        if self.prompt_audio:
+            response_id = f"prompt-{len(self.prompts)}"
+            self.emit(
+                AgentAudio(response_id, self.prompt_audio),
+                AgentTranscript(response_id, text),
+                ResponseDone(response_id),
+            )
 
     async def events(self) -> AsyncIterator[ProviderEvent]:
         while (event := await self._events.get()) is not None:

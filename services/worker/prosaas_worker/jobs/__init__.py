@@ -9,6 +9,8 @@ from prosaas_worker.jobs import (
     leads,
     maintenance,
     messages,
+    outbound_calls,
+    recordings,
     reminders,
     system,
     webhooks,
@@ -25,6 +27,8 @@ ALL_JOBS: tuple[JobSpec, ...] = (
     *reminders.JOBS,
     *messages.JOBS,
     *calls.JOBS,
+    *outbound_calls.JOBS,
+    *recordings.JOBS,
     *maintenance.JOBS,
     *whatsapp.JOBS,
 )

@@ -1,45 +1,66 @@
 """After a call: ``calls.finalize(call_sid)`` on the ``high`` queue (enqueued by the calls service when
 Twilio reports the call's terminal status).
 
-It writes the call's summary (extractive: what the caller said first and what was booked — a model-written
-summary plugs in here when an API key is configured), makes sure the caller has a lead (one per phone,
-through ``LeadWriter``) and links it, puts the call on the lead's timeline and records ``call.completed``
-(the business's signed webhook goes out from that event). The call row is locked and a written summary
-marks it finalized, so a repeated or concurrent job does nothing the second time.
+It writes the call's summary (model-written when ``OPENAI_API_KEY`` is set, else extractive — see
+:mod:`prosaas_worker.call_summary`; which one is recorded as ``calls.usage["summary_source"]``), makes sure
+the caller has a lead (one per phone, through ``LeadWriter``) and links it, puts the call on the lead's
+timeline and records ``call.completed`` (the business's signed webhook goes out from that event).
+
+The model is asked *before* the call row is locked: the turns are read in a short read-only transaction,
+the HTTP request runs with no transaction open, then the row is locked and written only if it has no
+summary yet. So a repeated or concurrent job does nothing the second time (at worst a concurrent one
+asked the model for nothing), and no row lock is held across a request that may take seconds.
 """
 
 from __future__ import annotations
 
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from prosaas_common.db import unit_of_work
 from prosaas_common.events import record_event
 from prosaas_common.jobs import JobName
 from prosaas_common.leads.writer import LeadWriter
 from prosaas_common.logging import get_logger
-from prosaas_common.models import Appointment, Call, CallTurn, Lead
+from prosaas_common.models import Appointment, Business, Call, CallDirection, CallTurn, Lead
+from prosaas_worker.call_summary import CallFacts, Turn, summarise
 from prosaas_worker.context import JobContext, get_resources, job_pool
 from prosaas_worker.registry import JobSpec, job
 
 log = get_logger("prosaas.worker.calls")
-CALLER_TURNS_IN_SUMMARY = 3
-SUMMARY_MAX = 1000
+MAX_TURNS_READ = 2000  # a summary's transcript is capped far below this anyway
 
 
-def extractive_summary(caller_said: list[str], booked: list[Appointment], duration_s: int | None) -> str:
-    """A short, model-free account of the call: the caller's first words and what was booked."""
-    parts: list[str] = []
-    if caller_said:
-        parts.append(
-            "Caller said: " + " / ".join(text.strip() for text in caller_said[:CALLER_TURNS_IN_SUMMARY])
+async def read_facts(db: AsyncSession, call: Call) -> tuple[CallFacts, list[int]]:
+    """What the summary is written from, and the ids of the appointments booked in the call."""
+    turns = (
+        await db.execute(
+            select(CallTurn.speaker, CallTurn.text)
+            .where(CallTurn.call_id == call.id)
+            .order_by(CallTurn.offset_ms, CallTurn.id)
+            .limit(MAX_TURNS_READ)
         )
-    for appointment in booked:
-        parts.append(f"Booked an appointment for {appointment.starts_at.isoformat()}.")
-    if not parts:
-        parts.append("No conversation was recorded.")
-    if duration_s is not None:
-        parts.append(f"Duration {duration_s} s.")
-    return " ".join(parts)[:SUMMARY_MAX]
+    ).all()
+    booked = (
+        await db.execute(
+            select(Appointment.id, Appointment.starts_at)
+            .where(Appointment.business_id == call.business_id, Appointment.call_sid == call.call_sid)
+            .order_by(Appointment.starts_at)
+        )
+    ).all()
+    business = (
+        await db.execute(select(Business.name, Business.timezone).where(Business.id == call.business_id))
+    ).one()
+    facts = CallFacts(
+        call_sid=call.call_sid,
+        business_name=business.name,
+        timezone=business.timezone,
+        direction=call.direction,
+        duration_s=call.duration_s,
+        turns=[Turn(speaker, text) for speaker, text in turns],
+        booked=[starts_at for _, starts_at in booked],
+    )
+    return facts, [appointment_id for appointment_id, _ in booked]
 
 
 async def finalize(ctx: JobContext, call_sid: str) -> str:
@@ -47,33 +68,30 @@ async def finalize(ctx: JobContext, call_sid: str) -> str:
     resources = get_resources(ctx)
     pool = job_pool(ctx)
 
-    async with unit_of_work(resources.session_factory) as db:
-        call = await db.scalar(select(Call).where(Call.call_sid == call_sid).with_for_update())
+    async with resources.session_factory() as db:  # read only: no lock held while the model writes
+        call = await db.scalar(select(Call).where(Call.call_sid == call_sid))
         if call is None:
             log.debug("call.finalize_missing", call_sid=call_sid)
             return "missing"
         if call.summary is not None:
             return "skipped"
-        caller_said = list(
-            await db.scalars(
-                select(CallTurn.text)
-                .where(CallTurn.call_id == call.id, CallTurn.speaker == "caller")
-                .order_by(CallTurn.offset_ms, CallTurn.id)
-                .limit(CALLER_TURNS_IN_SUMMARY)
-            )
-        )
-        booked = list(
-            await db.scalars(
-                select(Appointment)
-                .where(Appointment.business_id == call.business_id, Appointment.call_sid == call.call_sid)
-                .order_by(Appointment.starts_at)
-            )
-        )
-        call.summary = extractive_summary(caller_said, booked, call.duration_s)
+        facts, appointment_ids = await read_facts(db, call)
+
+    summary = await summarise(resources.settings, facts)
+
+    async with unit_of_work(resources.session_factory) as db:
+        call = await db.scalar(select(Call).where(Call.call_sid == call_sid).with_for_update())
+        if call is None:
+            return "missing"
+        if call.summary is not None:
+            return "skipped"  # a concurrent run wrote it while the model was busy
+        call.summary = summary.text
+        call.usage = {**(call.usage or {}), "summary_source": summary.source}
         writer = LeadWriter(db, call.business_id, actor_user_id=None, via="call", pool=pool)
         lead: Lead | None = await db.get(Lead, call.lead_id) if call.lead_id is not None else None
-        if lead is None and call.from_number.startswith("+"):
-            lead, _ = await writer.upsert({"phone": call.from_number, "source": "call"})
+        other_party = call.to_number if call.direction == CallDirection.OUTBOUND else call.from_number
+        if lead is None and other_party.startswith("+"):
+            lead, _ = await writer.upsert({"phone": other_party, "source": "call"})
             call.lead_id = lead.id
         if lead is not None:
             await writer.activity(
@@ -93,10 +111,11 @@ async def finalize(ctx: JobContext, call_sid: str) -> str:
                 "duration_s": call.duration_s,
                 "lead_id": call.lead_id,
                 "summary": call.summary,
-                "appointment_ids": [appointment.id for appointment in booked],
+                "summary_source": summary.source,
+                "appointment_ids": appointment_ids,
             },
         )
-    log.debug("call.finalized", call_sid=call_sid)
+    log.debug("call.finalized", call_sid=call_sid, summary_source=summary.source)
     return "finalized"
 
 
