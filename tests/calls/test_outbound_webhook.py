@@ -11,11 +11,11 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from prosaas_calls import stream_tokens
-from prosaas_common.models import BusinessSettings, Call, Lead, LeadStatus
+from prosaas_common.models import BusinessSettings, Call
 from prosaas_common.outbound_calls import placeholder_sid
 from prosaas_common.outbound_slots import OutboundSlots
 from tests.calls.conftest import PUBLIC_HOST, twilio_post
-from tests.calls.test_voice_webhooks import NUMBER, a_business, stream_of
+from tests.calls.test_voice_webhooks import NUMBER, a_business, a_lead, stream_of
 
 LEAD_PHONE = "+14155550777"
 SID = "CA" + "7" * 32
@@ -25,21 +25,8 @@ async def an_outbound_call(engine: AsyncEngine) -> tuple[int, int, int]:
     """(business id, lead id, call row id) of a queued outbound call whose sid the worker has not
     recorded yet."""
     business_id = await a_business(engine)
+    lead_id = await a_lead(engine, business_id, LEAD_PHONE)
     async with engine.begin() as conn:
-        status_id = (
-            await conn.execute(
-                insert(LeadStatus)
-                .values(business_id=business_id, key="new", name="New", position=0, is_default=True)
-                .returning(LeadStatus.id)
-            )
-        ).scalar_one()
-        lead_id = (
-            await conn.execute(
-                insert(Lead)
-                .values(business_id=business_id, status_id=status_id, rank=1, phone=LEAD_PHONE)
-                .returning(Lead.id)
-            )
-        ).scalar_one()
         call_id = (
             await conn.execute(
                 insert(Call)

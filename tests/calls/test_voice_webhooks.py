@@ -49,11 +49,9 @@ def stream_of(twiml: str) -> tuple[str, dict[str, str]]:
     return stream.attrib["url"], {p.attrib["name"]: p.attrib["value"] for p in stream.findall("Parameter")}
 
 
-async def test_a_call_to_a_business_is_connected_to_the_media_stream(
-    twilio_client: httpx.AsyncClient, db_engine: AsyncEngine, redis: Redis
-) -> None:
-    business_id = await a_business(db_engine)
-    async with db_engine.begin() as conn:
+async def a_lead(engine: AsyncEngine, business_id: int, phone: str) -> int:
+    """A lead with ``phone`` in the business's (new) default status."""
+    async with engine.begin() as conn:
         status_id = (
             await conn.execute(
                 insert(LeadStatus)
@@ -61,13 +59,22 @@ async def test_a_call_to_a_business_is_connected_to_the_media_stream(
                 .returning(LeadStatus.id)
             )
         ).scalar_one()
-        lead_id = (
-            await conn.execute(
-                insert(Lead)
-                .values(business_id=business_id, status_id=status_id, rank=1, phone=CALLER)
-                .returning(Lead.id)
-            )
-        ).scalar_one()
+        return int(
+            (
+                await conn.execute(
+                    insert(Lead)
+                    .values(business_id=business_id, status_id=status_id, rank=1, phone=phone)
+                    .returning(Lead.id)
+                )
+            ).scalar_one()
+        )
+
+
+async def test_a_call_to_a_business_is_connected_to_the_media_stream(
+    twilio_client: httpx.AsyncClient, db_engine: AsyncEngine, redis: Redis
+) -> None:
+    business_id = await a_business(db_engine)
+    lead_id = await a_lead(db_engine, business_id, CALLER)
 
     response = await twilio_post(twilio_client, "/webhook/incoming_call", incoming())
 

@@ -66,26 +66,30 @@ async def a_finished_call(
         return int(call_id)
 
 
-async def test_a_finished_call_gets_its_summary_lead_timeline_and_event_once(
-    make_worker: MakeWorker, db_engine: AsyncEngine
-) -> None:
-    worker = make_worker()
-    shop = await make_shop(worker)
-    await a_finished_call(db_engine, shop.business_id)
-    async with db_engine.begin() as conn:
+async def a_booking_of_the_call(engine: AsyncEngine, business_id: int, starts: datetime) -> None:
+    """A 30-minute appointment on the business's default calendar, booked in the call."""
+    async with engine.begin() as conn:
         calendar_id = (
-            await conn.execute(select(Calendar.id).where(Calendar.business_id == shop.business_id))
+            await conn.execute(select(Calendar.id).where(Calendar.business_id == business_id))
         ).scalar_one()
-        starts = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
         await conn.execute(
             insert(Appointment).values(
-                business_id=shop.business_id,
+                business_id=business_id,
                 calendar_id=calendar_id,
                 call_sid=CALL_SID,
                 starts_at=starts,
                 ends_at=starts + timedelta(minutes=30),
             )
         )
+
+
+async def test_a_finished_call_gets_its_summary_lead_timeline_and_event_once(
+    make_worker: MakeWorker, db_engine: AsyncEngine
+) -> None:
+    worker = make_worker()
+    shop = await make_shop(worker)
+    await a_finished_call(db_engine, shop.business_id)
+    await a_booking_of_the_call(db_engine, shop.business_id, datetime(2026, 12, 1, 9, 0, tzinfo=UTC))
 
     assert await calls.finalize(worker.ctx(), CALL_SID) == "finalized"
     assert await calls.finalize(worker.ctx(), CALL_SID) == "skipped"

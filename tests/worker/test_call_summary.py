@@ -7,14 +7,14 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 from sqlalchemy import insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from prosaas_common.models import Appointment, Calendar, Call, DomainEvent, LeadActivity
+from prosaas_common.models import Call, DomainEvent, LeadActivity
 from prosaas_common.settings import ConfigError, build_settings
 from prosaas_worker import call_summary
 from prosaas_worker.call_summary import ELIDED, Turn, transcript
@@ -24,7 +24,7 @@ from tests.fakes.openai_chat import FakeChat, build_app
 from tests.support import serving, wait_until
 from tests.worker.conftest import LogCapture
 from tests.worker.messaging_support import MakeWorker, Worker, make_shop
-from tests.worker.test_call_finalize import CALL_SID, a_finished_call
+from tests.worker.test_call_finalize import CALL_SID, a_booking_of_the_call, a_finished_call
 
 API_KEY = "sk-test-summary-key-0123456789"
 EXTRACTIVE = (
@@ -56,20 +56,7 @@ async def a_booked_call(worker: Worker, engine: AsyncEngine) -> None:
     """The finalize test's call (three turns, 95 s) at Bright Dental, with a booking 1 July 08:00 UTC."""
     shop = await make_shop(worker)
     await a_finished_call(engine, shop.business_id)
-    async with engine.begin() as conn:
-        calendar_id = (
-            await conn.execute(select(Calendar.id).where(Calendar.business_id == shop.business_id))
-        ).scalar_one()
-        starts = datetime(2026, 7, 1, 8, 0, tzinfo=UTC)
-        await conn.execute(
-            insert(Appointment).values(
-                business_id=shop.business_id,
-                calendar_id=calendar_id,
-                call_sid=CALL_SID,
-                starts_at=starts,
-                ends_at=starts + timedelta(minutes=30),
-            )
-        )
+    await a_booking_of_the_call(engine, shop.business_id, datetime(2026, 7, 1, 8, 0, tzinfo=UTC))
 
 
 async def stored(engine: AsyncEngine) -> tuple[Any, dict[str, Any], list[str]]:

@@ -85,6 +85,7 @@ class CallContext:
     caller: str
     config: SessionConfig
     limits: CallLimits
+    record: bool  # the business records its calls
 
 
 async def load_call(resources: ServiceResources, start: Start) -> CallContext | None:
@@ -123,7 +124,8 @@ async def load_call(resources: ServiceResources, start: Start) -> CallContext | 
     )
     # The other party: who called in, or the lead an outbound call rang.
     other_party = call.to_number if call.direction == CallDirection.OUTBOUND else call.from_number
-    return CallContext(call.id, business.id, other_party, config, limits)
+    recording = bool(settings and settings.recording_enabled)
+    return CallContext(call.id, business.id, other_party, config, limits, recording)
 
 
 async def relay_twilio(session: CallSession, receive: Receive) -> str:
@@ -148,7 +150,8 @@ async def run_call(
     if context is None or provider is None:
         log.warning("call.no_provider", call_sid=start.call_sid, known_call=context is not None)
         return "no_provider"
-    start_recording_soon(websocket.app, start.call_sid, context.business_id)  # a task: never delays audio
+    if context.record:
+        start_recording_soon(websocket.app, start.call_sid, context.business_id)  # a task: never delays audio
     turns = TurnWriter(resources.sessions, call_id=context.call_id, business_id=context.business_id)
     tools = CallTools(
         resources.sessions,

@@ -1,9 +1,10 @@
 """Call recordings on the calls side: starting them, and Twilio's ``POST /webhook/recording_status``.
 
 * The router's lifespan opens one :class:`~prosaas_calls.twilio_rest.TwilioVoice` per process
-  (``app.state.twilio_voice``). When a media stream starts, :func:`start_recording_soon` starts a task
-  that asks Twilio to record the call when its business has ``recording_enabled``. It runs beside the
-  call and never delays its audio; a failure is one WARNING and the call goes on.
+  (``app.state.twilio_voice``). When a media stream starts for a business with ``recording_enabled``
+  (the call runner read it with the call), :func:`start_recording_soon` starts a task that asks Twilio
+  to record the call. It runs beside the call and never delays its audio; a failure is one WARNING and
+  the call goes on.
 * Twilio then posts the recording's status. A signed callback for a known call stores the recording sid;
   ``completed`` enqueues ``calls.fetch_recording`` (worker) after the commit under the job id
   ``recording-fetch:{RecordingSid}``, so Twilio's retries of the callback do not enqueue it twice. An
@@ -26,7 +27,7 @@ from prosaas_calls.twilio_auth import signed_form
 from prosaas_calls.twilio_rest import TwilioError, TwilioVoice
 from prosaas_common.jobs import JobName, enqueue_after_commit
 from prosaas_common.logging import get_logger
-from prosaas_common.models import BusinessSettings, Call
+from prosaas_common.models import Call
 from prosaas_common.web import DbSession, ServiceResources, resources_of
 
 log = get_logger("prosaas.calls.recording")
@@ -63,8 +64,8 @@ router = APIRouter(tags=["twilio"], lifespan=twilio_voice_lifespan)
 
 
 def start_recording_soon(app: FastAPI, call_sid: str, business_id: int) -> asyncio.Task[None] | None:
-    """Start recording ``call_sid`` in the background if its business wants recordings; None when
-    there is no Twilio client (one DEBUG line)."""
+    """Start recording ``call_sid`` in the background (its business wants recordings); None when there
+    is no Twilio client (one DEBUG line)."""
     client: TwilioVoice | None = getattr(app.state, "twilio_voice", None)
     if client is None:
         log.debug("recording.skipped", call_sid=call_sid, reason="twilio not configured")
@@ -79,21 +80,10 @@ def start_recording_soon(app: FastAPI, call_sid: str, business_id: int) -> async
     return task
 
 
-async def recording_enabled(resources: ServiceResources, business_id: int) -> bool:
-    async with resources.sessions() as db:
-        enabled = await db.scalar(
-            select(BusinessSettings.recording_enabled).where(BusinessSettings.business_id == business_id)
-        )
-    return bool(enabled)
-
-
 async def start_recording(
     resources: ServiceResources, client: TwilioVoice, call_sid: str, business_id: int
 ) -> None:
     try:
-        if not await recording_enabled(resources, business_id):
-            log.debug("recording.disabled", call_sid=call_sid, business_id=business_id)
-            return
         callback = f"https://{resources.settings.public_host}{CALLBACK_PATH}"
         recording_sid = await client.start_recording(call_sid, callback)
     except TwilioError as exc:

@@ -1,9 +1,10 @@
 """Twilio's Voice REST API for a live call: start its recording, replace its TwiML (a transfer).
 
 One :class:`TwilioVoice` per calls process (``app.state.twilio_voice``, opened in the app's lifespan by
-:func:`prosaas_calls.recording.install`), an httpx client with Basic auth (account sid + auth token) on
-``TWILIO_API_BASE_URL``, so tests talk to a local server speaking the same protocol. A refusal or an
-unreachable API raises :class:`TwilioError` with Twilio's status, code and message — never the token.
+:func:`prosaas_calls.recording.twilio_voice_lifespan`), an httpx client with Basic auth (account sid +
+auth token) on ``TWILIO_API_BASE_URL``, so tests talk to a local server speaking the same protocol. A
+refusal or an unreachable API raises :class:`TwilioError` with Twilio's status, code and message —
+never the token.
 """
 
 from __future__ import annotations
@@ -14,8 +15,8 @@ from typing import Any
 import httpx
 
 from prosaas_common.settings import CommonSettings
+from prosaas_common.twilio_api import API_VERSION, error_details
 
-API_VERSION = "2010-04-01"
 DEFAULT_TIMEOUT_S = 10.0
 _CALL_SID = re.compile(r"^CA[0-9A-Za-z]{32}$")
 
@@ -43,14 +44,7 @@ def check_call_sid(call_sid: str) -> str:
 
 def refusal(response: httpx.Response) -> TwilioError:
     """The error of a non-2xx answer: Twilio's JSON ``{code, message}`` when it has one."""
-    code: int | None = None
-    message = response.reason_phrase or "error"
-    try:
-        body = response.json()
-        code = int(body["code"]) if body.get("code") is not None else None
-        message = str(body.get("message") or message)
-    except (ValueError, KeyError, TypeError, AttributeError):
-        pass
+    code, message = error_details(response.status_code, response.reason_phrase, response.content)
     return TwilioError(response.status_code, code, message)
 
 

@@ -7,6 +7,7 @@ event loop. Its WAV output (22.05 kHz) is resampled and encoded here.
 from __future__ import annotations
 
 import asyncio
+import functools
 import shutil
 
 from prosaas_calls.audio import wav_to_ulaw
@@ -21,19 +22,25 @@ class SpeechUnavailable(Exception):
     """espeak-ng is not installed, or failed."""
 
 
+@functools.cache
+def executable(name: str) -> str | None:
+    """Where ``name`` is on PATH, looked up once per process (not per call or sentence)."""
+    return shutil.which(name)
+
+
 def espeak_available() -> bool:
-    return shutil.which(ESPEAK) is not None
+    return executable(ESPEAK) is not None
 
 
 async def synthesize(
     text: str, *, voice: str = DEFAULT_VOICE, words_per_minute: int = DEFAULT_WORDS_PER_MINUTE
 ) -> bytes:
     """``text`` spoken by espeak-ng, as µ-law 8 kHz mono."""
-    executable = shutil.which(ESPEAK)
-    if executable is None:
+    program = executable(ESPEAK)
+    if program is None:
         raise SpeechUnavailable("espeak-ng is not installed (Debian package espeak-ng)")
     process = await asyncio.create_subprocess_exec(
-        executable,
+        program,
         "-v",
         voice,
         "-s",

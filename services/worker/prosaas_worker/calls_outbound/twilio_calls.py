@@ -16,7 +16,8 @@ from typing import Any
 import httpx
 
 from prosaas_common.outbound_calls import CALL_STATUS_PATH, OUTBOUND_CALL_PATH
-from prosaas_worker.messaging.twilio_sms import API_VERSION, created_at, refusal
+from prosaas_common.twilio_api import API_VERSION
+from prosaas_worker.messaging.twilio_sms import created_at, refusal
 
 STATUS_EVENTS = ("initiated", "ringing", "answered", "completed")
 CLOCK_SKEW = timedelta(minutes=2)

@@ -28,13 +28,13 @@ from prosaas_common.jobs import JobName
 from prosaas_common.logging import get_logger
 from prosaas_common.models import Call
 from prosaas_common.storage import RecordingStore, StorageError, open_store, recording_key
+from prosaas_common.twilio_api import API_VERSION
 from prosaas_worker.context import JobContext, current_try, get_resources
 from prosaas_worker.registry import JobSpec, job
 from prosaas_worker.settings import WorkerConfig
 
 log = get_logger("prosaas.worker.recordings")
 
-API_VERSION: Final = "2010-04-01"
 MAX_TRIES: Final = 8
 # Delay before the next try after try N failed (N = 1, 2, 3, 4, then the cap).
 RETRY_DELAYS_S: Final = (15.0, 60.0, 120.0, 300.0, 600.0)

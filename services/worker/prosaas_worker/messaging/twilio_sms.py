@@ -15,9 +15,9 @@ from typing import Any
 
 import httpx
 
+from prosaas_common.twilio_api import API_VERSION, error_details
 from prosaas_worker.messaging.channel import Sender, SendError, SendResult
 
-API_VERSION = "2010-04-01"
 # Twilio error codes that blame the message or the number, not the moment: never retried as is.
 # Anything else in 4xx is a permanent refusal too, except rate limiting (429) and auth (our config).
 RETRYABLE_STATUS = frozenset({401, 403, 408, 409, 425, 429})
@@ -111,14 +111,7 @@ def created_at(record: dict[str, Any]) -> datetime:
 
 def refusal(response: httpx.Response) -> SendError:
     """The error of a non-2xx answer: Twilio's JSON ``{code, message}`` when it has one."""
-    code: int | None = None
-    message = response.reason_phrase or "error"
-    try:
-        body = response.json()
-        code = int(body["code"]) if body.get("code") is not None else None
-        message = str(body.get("message") or message)
-    except (ValueError, KeyError, TypeError):
-        pass
+    code, message = error_details(response.status_code, response.reason_phrase, response.content)
     permanent = 400 <= response.status_code < 500 and response.status_code not in RETRYABLE_STATUS
     detail = f"HTTP {response.status_code}" + (f" code {code}" if code is not None else "") + f": {message}"
     return SendError(detail[:500], permanent=permanent, code=code)
